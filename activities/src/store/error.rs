@@ -1,0 +1,50 @@
+use domain::{ReservationState, Sku};
+use thiserror::Error;
+
+/// What can go wrong in the store. Each variant is one answer a caller can act on.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// No product with this SKU exists.
+    #[error("product `{0}` does not exist")]
+    ProductNotFound(Sku),
+    /// Not enough units in IN_STOCK.
+    #[error("product `{sku}` is out of stock: {requested} requested, {available} available")]
+    OutOfStock {
+        /// The product.
+        sku: Sku,
+        /// Units asked for.
+        requested: i32,
+        /// Units that were left in IN_STOCK.
+        available: i32,
+    },
+    /// The token is unknown, or belongs to another product.
+    #[error("no reservation with this token exists for this product")]
+    ReservationNotFound,
+    /// The token was already released, sold or expired.
+    #[error("the reservation was already used: it is {0}")]
+    ReservationConsumed(ReservationState),
+    /// A grouped reserve statement failed; the error was logged once by the
+    /// reserver, and every caller in the group gets this.
+    #[error("the reservation batch failed; retry")]
+    BatchFailed,
+    /// The reserver has stopped (the process is shutting down).
+    #[error("the reserver is shutting down")]
+    ShuttingDown,
+    /// Any other database failure.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Whether retrying the same call later may succeed (the failure was in
+    /// the infrastructure, not in the request).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::BatchFailed | Self::ShuttingDown | Self::Database(_)
+        )
+    }
+}

@@ -1,0 +1,226 @@
+//! Stock levels and single-unit reservations (the seed-004 contract).
+
+use domain::{ReservationState, ReservationToken, Sku, StockLevels, StockQuantity};
+use sqlx::PgPool;
+
+use super::{
+    StoreError,
+    reserver::{Reserver, ReserverSettings},
+};
+
+/// One product's levels, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProductStock {
+    /// The product.
+    pub sku: Sku,
+    /// Its levels.
+    #[serde(flatten)]
+    pub levels: StockLevels,
+}
+
+/// The inventory store: every read and write of stock goes through here.
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+    reserver: Reserver,
+}
+
+#[derive(sqlx::FromRow)]
+struct LevelsRow {
+    in_stock: i32,
+    reserved: i32,
+    sold: i32,
+}
+
+impl From<LevelsRow> for StockLevels {
+    fn from(r: LevelsRow) -> Self {
+        Self {
+            in_stock: r.in_stock,
+            reserved: r.reserved,
+            sold: r.sold,
+        }
+    }
+}
+
+impl Store {
+    /// Builds the store and starts its reserve batching tasks on the current
+    /// Tokio runtime.
+    pub fn new(pool: PgPool, reserver: &ReserverSettings) -> Self {
+        let reserver = Reserver::spawn(pool.clone(), reserver);
+        Self { pool, reserver }
+    }
+
+    /// The underlying pool, for health checks.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Sets IN_STOCK of `sku`, creating the product if needed; RESERVED and
+    /// SOLD are left as they are.
+    pub async fn set_stock(
+        &self,
+        sku: &Sku,
+        stock: StockQuantity,
+    ) -> Result<StockLevels, StoreError> {
+        let row: LevelsRow = sqlx::query_as(
+            r#"
+            INSERT INTO products (sku, in_stock) VALUES ($1, $2)
+            ON CONFLICT (sku) DO UPDATE
+                SET in_stock = EXCLUDED.in_stock, updated_at = now()
+            RETURNING in_stock, reserved, sold
+            "#,
+        )
+        .bind(sku.as_str())
+        .bind(stock.get())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.into())
+    }
+
+    /// The levels of `sku`.
+    pub async fn levels(&self, sku: &Sku) -> Result<StockLevels, StoreError> {
+        let row: Option<LevelsRow> =
+            sqlx::query_as("SELECT in_stock, reserved, sold FROM products WHERE sku = $1")
+                .bind(sku.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(Into::into)
+            .ok_or_else(|| StoreError::ProductNotFound(sku.clone()))
+    }
+
+    /// Moves one unit of `sku` from IN_STOCK to RESERVED and returns the
+    /// token that owns it. Concurrent calls are grouped (see the reserver).
+    pub async fn reserve_one(&self, sku: Sku) -> Result<ReservationToken, StoreError> {
+        self.reserver.reserve_one(sku).await
+    }
+
+    /// Gives an open reservation of `sku` back to IN_STOCK.
+    pub async fn unreserve(
+        &self,
+        sku: &Sku,
+        token: ReservationToken,
+    ) -> Result<StockLevels, StoreError> {
+        self.consume(sku, token, ReservationState::Released).await
+    }
+
+    /// Moves an open reservation of `sku` to SOLD.
+    pub async fn sell(
+        &self,
+        sku: &Sku,
+        token: ReservationToken,
+    ) -> Result<StockLevels, StoreError> {
+        self.consume(sku, token, ReservationState::Sold).await
+    }
+
+    /// Ends an open reservation. The reservation row is updated only while
+    /// it is still `RESERVED`: of two concurrent calls with one token, the
+    /// second waits for the first's row lock, re-reads, and matches nothing.
+    async fn consume(
+        &self,
+        sku: &Sku,
+        token: ReservationToken,
+        to: ReservationState,
+    ) -> Result<StockLevels, StoreError> {
+        let (to_in_stock, to_sold) = match to {
+            ReservationState::Sold => (0, 1),
+            _ => (1, 0),
+        };
+        let row: Option<LevelsRow> = sqlx::query_as(
+            r#"
+            WITH r AS (
+                UPDATE reservations
+                SET state = $3, consumed_at = now()
+                WHERE token = $1 AND sku = $2 AND state = 'RESERVED'
+                RETURNING sku, quantity
+            )
+            UPDATE products p
+            SET in_stock = p.in_stock + r.quantity * $4,
+                sold = p.sold + r.quantity * $5,
+                reserved = p.reserved - r.quantity,
+                updated_at = now()
+            FROM r
+            WHERE p.sku = r.sku
+            RETURNING p.in_stock, p.reserved, p.sold
+            "#,
+        )
+        .bind(token.as_uuid())
+        .bind(sku.as_str())
+        .bind(to.as_str())
+        .bind(to_in_stock)
+        .bind(to_sold)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(row.into()),
+            None => Err(self.why_not_consumed(sku, token).await?),
+        }
+    }
+
+    /// Explains a failed consume; only runs on the failure path.
+    async fn why_not_consumed(
+        &self,
+        sku: &Sku,
+        token: ReservationToken,
+    ) -> Result<StoreError, StoreError> {
+        let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+            r#"
+            SELECT p.sku, r.state
+            FROM products p
+            LEFT JOIN reservations r ON r.token = $1 AND r.sku = p.sku
+            WHERE p.sku = $2
+            "#,
+        )
+        .bind(token.as_uuid())
+        .bind(sku.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            None => StoreError::ProductNotFound(sku.clone()),
+            Some((_, None)) => StoreError::ReservationNotFound,
+            Some((_, Some(state))) => match state.parse() {
+                Ok(state) => StoreError::ReservationConsumed(state),
+                Err(_) => StoreError::ReservationNotFound,
+            },
+        })
+    }
+
+    /// Expires up to `limit` open reservations whose `expires_at` has passed,
+    /// giving their units back to IN_STOCK. Returns how many expired.
+    ///
+    /// `SKIP LOCKED` lets several API processes sweep at once without waiting
+    /// on each other or on a concurrent `sold` of the same token.
+    pub async fn expire_reservations(&self, limit: i64) -> Result<u64, StoreError> {
+        let expired: i64 = sqlx::query_scalar(
+            r#"
+            WITH due AS (
+                SELECT token FROM reservations
+                WHERE state = 'RESERVED' AND expires_at <= now()
+                ORDER BY expires_at
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED
+            ),
+            exp AS (
+                UPDATE reservations r
+                SET state = 'EXPIRED', consumed_at = now()
+                FROM due WHERE r.token = due.token AND r.state = 'RESERVED'
+                RETURNING r.sku, r.quantity
+            ),
+            per_sku AS (
+                SELECT sku, sum(quantity)::int4 AS q, count(*) AS n FROM exp GROUP BY sku
+            ),
+            upd AS (
+                UPDATE products p
+                SET in_stock = p.in_stock + per_sku.q,
+                    reserved = p.reserved - per_sku.q,
+                    updated_at = now()
+                FROM per_sku WHERE p.sku = per_sku.sku
+            )
+            SELECT coalesce(sum(n), 0)::int8 FROM per_sku
+            "#,
+        )
+        .bind(limit)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(expired).unwrap_or(0))
+    }
+}

@@ -1,0 +1,85 @@
+//! Postgres persistence: connection, migrations, and the inventory store.
+
+mod error;
+mod inventory;
+mod reserver;
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::{
+    PgPool, Postgres,
+    migrate::{MigrateDatabase, Migrator},
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+pub use error::StoreError;
+pub use inventory::{ProductStock, Store};
+pub use reserver::ReserverSettings;
+
+/// The schema migrations, embedded at compile time from `migrations/`.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// How to reach Postgres.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// Connection URL; secret because it may carry a password.
+    pub url: SecretString,
+    /// Pool size of this process.
+    pub max_connections: u32,
+    /// How long a request may wait for a free connection before failing.
+    pub acquire_timeout: Duration,
+}
+
+/// Default database of a local run: the trust-auth server the Makefile ensures.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/oms";
+
+impl DatabaseSettings {
+    /// Reads `DATABASE_URL`, `OMS_DB_MAX_CONNECTIONS` and
+    /// `OMS_DB_ACQUIRE_TIMEOUT_SECS`.
+    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
+        use crate::config::{secret, secs_or, var_or};
+        Ok(Self {
+            url: secret("DATABASE_URL", DEFAULT_DATABASE_URL),
+            max_connections: var_or("OMS_DB_MAX_CONNECTIONS", 16)?,
+            acquire_timeout: secs_or("OMS_DB_ACQUIRE_TIMEOUT_SECS", Duration::from_secs(5))?,
+        })
+    }
+
+    /// Settings for `url` with the defaults used by the binaries.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: SecretString::from(url.into()),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Connects to the database, creating it first if it does not exist yet
+/// (a fresh machine has a server but not our database).
+pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
+    let url = settings.url.expose_secret();
+    if !Postgres::database_exists(url).await? {
+        // Two processes may race to create it; losing that race is fine.
+        if let Err(e) = Postgres::create_database(url).await
+            && !Postgres::database_exists(url).await?
+        {
+            return Err(e.into());
+        }
+    }
+    let options: PgConnectOptions = url.parse()?;
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_with(options.application_name("oms"))
+        .await?;
+    Ok(pool)
+}
+
+/// Applies pending migrations. Safe to run from several processes at once:
+/// sqlx serializes them with an advisory lock.
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}

@@ -1,0 +1,28 @@
+//! Logging set-up shared by the binaries.
+
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+/// Installs the global subscriber: human-readable lines by default, JSON
+/// lines when `OMS_LOG_FORMAT=json` (for log shippers). `RUST_LOG` filters;
+/// the default keeps our crates at `info` and quiets dependencies.
+pub fn init(service: &'static str) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info,h2=warn,hyper=warn"));
+    let json = std::env::var("OMS_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = if json {
+        registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true),
+            )
+            .try_init()
+    } else {
+        registry.with(fmt::layer().compact()).try_init()
+    };
+    if result.is_ok() {
+        tracing::info!(service, "telemetry initialised");
+    }
+}

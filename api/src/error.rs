@@ -1,0 +1,158 @@
+//! The API's one error type and its one response shape.
+//!
+//! Every failure leaves as `application/problem+json` (RFC 9457) with a
+//! stable machine-readable `code` next to the human `detail`, so clients
+//! branch on `code` and people read `detail`.
+
+use activities::store::StoreError;
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use domain::DomainError;
+use serde::Serialize;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or a value breaks a rule; `code` names which.
+    #[error("{detail}")]
+    BadRequest {
+        /// Stable error code, e.g. `invalid_stock`.
+        code: &'static str,
+        /// What was wrong, for people.
+        detail: String,
+    },
+    /// The body exceeds the configured limit.
+    #[error("request body exceeds the size limit (OMS_BODY_LIMIT_BYTES)")]
+    PayloadTooLarge,
+    /// The body is declared as something other than JSON.
+    #[error("content type must be application/json, got {0:?}")]
+    UnsupportedMediaType(String),
+    /// No route matches the path.
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    /// The route exists but not for this method.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    /// A 400 with `code`.
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// A 400 for a domain value that failed to parse.
+    pub fn invalid(err: DomainError) -> Self {
+        let code = match err {
+            DomainError::InvalidSku(_) => "invalid_sku",
+            DomainError::InvalidQuantity(_) => "invalid_quantity",
+            DomainError::InvalidReservationToken(_) => "invalid_reservation_token",
+            DomainError::UnknownReservationState(_) => "invalid_state",
+        };
+        Self::bad_request(code, err.to_string())
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use StatusCode as S;
+        match self {
+            Self::BadRequest { code, .. } => (S::BAD_REQUEST, code, "Bad request"),
+            Self::PayloadTooLarge => (
+                S::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+            ),
+            Self::UnsupportedMediaType(_) => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+            ),
+            Self::RouteNotFound(_) => (S::NOT_FOUND, "route_not_found", "Not found"),
+            Self::MethodNotAllowed => (
+                S::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            ),
+            Self::Store(e) => match e {
+                StoreError::ProductNotFound(_) => {
+                    (S::NOT_FOUND, "product_not_found", "Product not found")
+                }
+                StoreError::OutOfStock { .. } => (S::CONFLICT, "out_of_stock", "Out of stock"),
+                StoreError::ReservationNotFound => (
+                    S::NOT_FOUND,
+                    "reservation_not_found",
+                    "Reservation not found",
+                ),
+                StoreError::ReservationConsumed(_) => (
+                    S::CONFLICT,
+                    "reservation_already_used",
+                    "Reservation already used",
+                ),
+                StoreError::BatchFailed | StoreError::ShuttingDown => (
+                    S::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "Temporarily unavailable",
+                ),
+                StoreError::Database(sqlx::Error::PoolTimedOut) => (
+                    S::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "Temporarily unavailable",
+                ),
+                StoreError::Database(_) | StoreError::Migrate(_) => {
+                    (S::INTERNAL_SERVER_ERROR, "internal_error", "Internal error")
+                }
+            },
+        }
+    }
+}
+
+/// RFC 9457 problem details plus our `code`.
+#[derive(Debug, Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    code: &'a str,
+    detail: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, title) = self.parts();
+        let detail = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            // Logged here, once; the client gets no internals.
+            tracing::error!(error = %self, "request failed");
+            "an internal error occurred; it has been logged".to_string()
+        } else {
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                tracing::warn!(error = %self, "request shed");
+            }
+            self.to_string()
+        };
+        let body = Problem {
+            kind: format!("urn:oms:problem:{code}"),
+            title,
+            status: status.as_u16(),
+            code,
+            detail,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,14 @@
+//! The OMS HTTP API.
+//!
+//! [`Application`] wires settings, the store and the router together and is
+//! what both the binary and the integration tests start.
+
+mod error;
+mod extract;
+mod routes;
+mod settings;
+mod startup;
+
+pub use error::ApiError;
+pub use settings::Settings;
+pub use startup::{Application, StartupError, router};

@@ -1,0 +1,50 @@
+//! `oms-api`: serves the HTTP API, or with `migrate` applies migrations and exits.
+
+use anyhow::Context;
+use api::{Application, Settings};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    activities::telemetry::init("oms-api");
+    let settings = Settings::from_env().context("reading settings")?;
+    match std::env::args().nth(1).as_deref() {
+        None | Some("serve") => {
+            let app = Application::build(settings)
+                .await
+                .context("starting the API")?;
+            app.run_until_stopped(shutdown_signal())
+                .await
+                .context("serving")?;
+            tracing::info!("api stopped");
+        }
+        Some("migrate") => {
+            let pool = activities::store::connect(&settings.database).await?;
+            activities::store::migrate(&pool).await?;
+            tracing::info!("migrations applied");
+        }
+        Some(other) => {
+            anyhow::bail!("unknown command {other:?}; use `serve` (default) or `migrate`")
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutdown signal received; draining");
+}

@@ -1,0 +1,27 @@
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use serde_json::json;
+
+use crate::startup::AppState;
+
+/// Liveness: the process answers.
+pub async fn live() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+/// Readiness: the database answers too; load balancers stop sending work
+/// while it does not.
+pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    match sqlx::query("SELECT 1").execute(state.store.pool()).await {
+        Ok(_) => (
+            StatusCode::OK,
+            Json(json!({"status": "ok", "database": "ok"})),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "database": "unreachable"})),
+            )
+        }
+    }
+}

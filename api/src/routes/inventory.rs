@@ -1,0 +1,83 @@
+//! The stock reservation API of seed 004; the product id is the SKU.
+
+use axum::{Json, extract::State};
+use domain::{ReservationToken, StockLevels, StockQuantity};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ApiError,
+    extract::{JsonBody, ProductId},
+    startup::AppState,
+};
+
+/// Body of `PATCH /product/{id}/stock`. The number is kept raw so a
+/// fraction or an out-of-range value gets its own message.
+#[derive(Debug, Deserialize)]
+pub struct SetStockDto {
+    stock: serde_json::Number,
+}
+
+/// Body of `unreserve` and `sold`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenDto {
+    reservation_token: String,
+}
+
+/// Answer of `reserve`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservationDto {
+    reservation_token: ReservationToken,
+}
+
+/// Sets IN_STOCK, creating the product if needed; answers the new levels.
+pub async fn set_stock(
+    State(state): State<AppState>,
+    ProductId(sku): ProductId,
+    JsonBody(body): JsonBody<SetStockDto>,
+) -> Result<Json<StockLevels>, ApiError> {
+    let stock = StockQuantity::try_from(&body.stock)
+        .map_err(|e| ApiError::bad_request("invalid_stock", e.to_string()))?;
+    let levels = state.store.set_stock(&sku, stock).await?;
+    tracing::info!(sku = %sku, in_stock = levels.in_stock, "stock set");
+    Ok(Json(levels))
+}
+
+/// The product's three levels, or 404.
+pub async fn get_product(
+    State(state): State<AppState>,
+    ProductId(sku): ProductId,
+) -> Result<Json<StockLevels>, ApiError> {
+    Ok(Json(state.store.levels(&sku).await?))
+}
+
+/// Reserves one unit. 409 when IN_STOCK is 0: the request is well-formed
+/// and may succeed later, it conflicts with the product's current state.
+pub async fn reserve(
+    State(state): State<AppState>,
+    ProductId(sku): ProductId,
+) -> Result<Json<ReservationDto>, ApiError> {
+    let reservation_token = state.store.reserve_one(sku).await?;
+    Ok(Json(ReservationDto { reservation_token }))
+}
+
+/// Gives a reserved unit back to IN_STOCK.
+pub async fn unreserve(
+    State(state): State<AppState>,
+    ProductId(sku): ProductId,
+    JsonBody(body): JsonBody<TokenDto>,
+) -> Result<Json<StockLevels>, ApiError> {
+    let token = ReservationToken::parse(&body.reservation_token).map_err(ApiError::invalid)?;
+    Ok(Json(state.store.unreserve(&sku, token).await?))
+}
+
+/// Moves a reserved unit to SOLD.
+pub async fn sold(
+    State(state): State<AppState>,
+    ProductId(sku): ProductId,
+    JsonBody(body): JsonBody<TokenDto>,
+) -> Result<Json<StockLevels>, ApiError> {
+    let token = ReservationToken::parse(&body.reservation_token).map_err(ApiError::invalid)?;
+    Ok(Json(state.store.sell(&sku, token).await?))
+}

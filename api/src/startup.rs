@@ -1,0 +1,170 @@
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use activities::store::{self, Store, StoreError};
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request},
+    http::HeaderName,
+    routing::{get, patch, post},
+};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use crate::{ApiError, Settings, routes};
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The inventory store.
+    pub store: Store,
+}
+
+/// Why the API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Database connection or migration failed.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The API's routes and middleware over `state`.
+pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
+        let request_id = req
+            .headers()
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        // Path only: query strings may carry customer data.
+        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+    })
+    // Failures are logged once, where the error is turned into a response.
+    .on_failure(());
+    Router::new()
+        .route("/product/{id}", get(routes::inventory::get_product))
+        .route("/product/{id}/stock", patch(routes::inventory::set_stock))
+        .route("/product/{id}/reserve", post(routes::inventory::reserve))
+        .route(
+            "/product/{id}/unreserve",
+            post(routes::inventory::unreserve),
+        )
+        .route("/product/{id}/sold", post(routes::inventory::sold))
+        .route("/health/live", get(routes::health::live))
+        .route("/health/ready", get(routes::health::ready))
+        .fallback(
+            |req: Request| async move { ApiError::RouteNotFound(req.uri().path().to_string()) },
+        )
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(body_limit_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(trace)
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+        )
+        .with_state(state)
+}
+
+/// A bound, not yet serving, API server.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    store: Store,
+    sweep_interval: Duration,
+}
+
+impl Application {
+    /// Connects to Postgres (creating the database if needed), migrates, and
+    /// binds the listen address.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let pool = store::connect(&settings.database).await?;
+        store::migrate(&pool).await?;
+        Self::build_with_pool(settings, pool).await
+    }
+
+    /// Like [`Application::build`] on an existing, migrated pool (tests get
+    /// a fresh database per test this way).
+    pub async fn build_with_pool(settings: Settings, pool: PgPool) -> Result<Self, StartupError> {
+        let store = Store::new(pool, &settings.reserver);
+        let router = router(
+            AppState {
+                store: store.clone(),
+            },
+            settings.body_limit_bytes,
+        );
+        let listener = TcpListener::bind(settings.listen_addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: settings.listen_addr,
+                source,
+            })?;
+        Ok(Self {
+            listener,
+            router,
+            store,
+            sweep_interval: settings.expiry_sweep_interval,
+        })
+    }
+
+    /// The bound port (useful when the settings asked for port 0).
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let sweeper = tokio::spawn(sweep_expired(self.store.clone(), self.sweep_interval));
+        tracing::info!(addr = ?self.listener.local_addr().ok(), "api listening");
+        let result = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        sweeper.abort();
+        result
+    }
+}
+
+/// Periodically frees reservations past their `expires_at`.
+async fn sweep_expired(store: Store, every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        // Batches of 1,000 keep each transaction short; loop while full.
+        loop {
+            match store.expire_reservations(1_000).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    tracing::info!(expired = n, "expired reservations released");
+                    if n < 1_000 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "expiry sweep failed; will retry");
+                    break;
+                }
+            }
+        }
+    }
+}

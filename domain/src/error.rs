@@ -1,0 +1,20 @@
+use thiserror::Error;
+
+/// Why a raw value was refused by a domain constructor.
+///
+/// The messages are written for API clients: they name the value and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DomainError {
+    /// A SKU was empty, too long or contained characters we refuse.
+    #[error("invalid SKU: {0}")]
+    InvalidSku(String),
+    /// A quantity was out of its allowed range or not a whole number.
+    #[error("invalid quantity: {0}")]
+    InvalidQuantity(String),
+    /// A reservation token was not a UUID.
+    #[error("invalid reservation token: {0}")]
+    InvalidReservationToken(String),
+    /// A stored state name is not one we know.
+    #[error("unknown reservation state `{0}`")]
+    UnknownReservationState(String),
+}

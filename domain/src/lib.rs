@@ -1,0 +1,17 @@
+//! Domain types of the order-management system.
+//!
+//! Everything here is pure: values are parsed once at the edge (HTTP, webhook,
+//! database row) into types whose constructors enforce the rules, so code
+//! deeper in the system never has to re-check a SKU or a quantity.
+
+mod error;
+mod quantity;
+mod reservation;
+mod sku;
+mod stock;
+
+pub use error::DomainError;
+pub use quantity::{Quantity, StockQuantity};
+pub use reservation::{ReservationState, ReservationToken};
+pub use sku::Sku;
+pub use stock::StockLevels;

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole suite: formatting, then every crate's tests against a real Postgres.
+source "$(dirname "$0")/common.sh"
+ensure_cargo
+"$ROOT/scripts/ensure-postgres.sh"
+# #[sqlx::test] creates one fresh database per test on this server.
+export DATABASE_URL="${OMS_TEST_DATABASE_URL:-postgres://postgres@${OMS_PG_HOST}:${OMS_PG_PORT}/postgres}"
+cd "$ROOT"
+log "cargo fmt --check"
+cargo fmt --all --check
+log "cargo test"
+cargo test --workspace --no-fail-fast "$@"

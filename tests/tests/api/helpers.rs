@@ -1,0 +1,141 @@
+use std::time::Duration;
+
+use activities::store::{DatabaseSettings, ReserverSettings};
+use api::{Application, Settings};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+/// A running API on a random port over the test's own database.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+}
+
+/// Settings for a test: port 0, small timeouts, the defaults otherwise.
+pub fn test_settings() -> Settings {
+    Settings {
+        listen_addr: "127.0.0.1:0".parse().expect("address"),
+        // Unused: the test hands in its own pool.
+        database: DatabaseSettings::new("postgres://unused"),
+        reserver: ReserverSettings::default(),
+        expiry_sweep_interval: Duration::from_secs(3600),
+        body_limit_bytes: 16 * 1024,
+    }
+}
+
+pub async fn spawn_app(pool: PgPool) -> TestApp {
+    spawn_app_with(pool, test_settings()).await
+}
+
+pub async fn spawn_app_with(pool: PgPool, settings: Settings) -> TestApp {
+    let app = Application::build_with_pool(settings, pool.clone())
+        .await
+        .expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        pool,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn set_stock(&self, sku: &str, stock: i64) -> reqwest::Response {
+        self.client
+            .patch(self.url(&format!("/product/{sku}/stock")))
+            .json(&json!({ "stock": stock }))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_product(&self, sku: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/product/{sku}")))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// The levels of an existing product as `(IN_STOCK, RESERVED, SOLD)`.
+    pub async fn levels(&self, sku: &str) -> (i64, i64, i64) {
+        let r = self.get_product(sku).await;
+        assert_eq!(r.status(), 200, "GET /product/{sku}");
+        let v: Value = r.json().await.expect("json");
+        (
+            v["IN_STOCK"].as_i64().expect("IN_STOCK"),
+            v["RESERVED"].as_i64().expect("RESERVED"),
+            v["SOLD"].as_i64().expect("SOLD"),
+        )
+    }
+
+    pub async fn reserve(&self, sku: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/product/{sku}/reserve")))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Reserves and returns the token, asserting success.
+    pub async fn reserve_token(&self, sku: &str) -> String {
+        let r = self.reserve(sku).await;
+        assert_eq!(r.status(), 200, "reserve {sku}");
+        let v: Value = r.json().await.expect("json");
+        v["reservationToken"].as_str().expect("token").to_string()
+    }
+
+    pub async fn unreserve(&self, sku: &str, token: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/product/{sku}/unreserve")))
+            .json(&json!({ "reservationToken": token }))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn sold(&self, sku: &str, token: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/product/{sku}/sold")))
+            .json(&json!({ "reservationToken": token }))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Reservation rows of `sku` in `state`, counted in the database.
+    pub async fn reservations_in_state(&self, sku: &str, state: &str) -> i64 {
+        sqlx::query_scalar("SELECT coalesce(sum(quantity), 0)::int8 FROM reservations WHERE sku = $1 AND state = $2")
+            .bind(sku)
+            .bind(state)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count reservations")
+    }
+}
+
+/// Asserts a problem+json answer with `status` and `code`; returns its body.
+pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let ct = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(ct, "application/problem+json");
+    let body: Value = response.json().await.expect("problem body is JSON");
+    assert_eq!(body["code"], code, "problem code in {body}");
+    assert_eq!(body["status"], status);
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "detail in {body}"
+    );
+    body
+}
