@@ -3,6 +3,8 @@
 source "$(dirname "$0")/common.sh"
 ensure_cargo
 "$ROOT/scripts/ensure-postgres.sh"
+# The saga tests start a private Temporal dev server from this CLI.
+"$ROOT/scripts/ensure-temporal.sh"
 # #[sqlx::test] creates one fresh database per test on this server.
 export DATABASE_URL="${OMS_TEST_DATABASE_URL:-postgres://postgres@${OMS_PG_HOST}:${OMS_PG_PORT}/postgres}"
 cd "$ROOT"

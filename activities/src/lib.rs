@@ -5,5 +5,10 @@
 //! correct (atomic conditional updates, single-use tokens) live once.
 
 pub mod config;
+pub mod http;
+pub mod saga;
+pub mod shopify;
 pub mod store;
 pub mod telemetry;
+pub mod temporal;
+pub mod wms;

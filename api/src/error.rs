@@ -35,6 +35,12 @@ pub enum ApiError {
     /// The route exists but not for this method.
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    /// A webhook from an unknown shop or with a bad signature.
+    #[error("unknown shop or invalid webhook signature")]
+    WebhookUnauthorized,
+    /// Temporal is unreachable: the caller should retry.
+    #[error(transparent)]
+    Temporal(#[from] activities::temporal::TemporalError),
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -55,7 +61,10 @@ impl ApiError {
             DomainError::InvalidSku(_) => "invalid_sku",
             DomainError::InvalidQuantity(_) => "invalid_quantity",
             DomainError::InvalidReservationToken(_) => "invalid_reservation_token",
-            DomainError::UnknownReservationState(_) => "invalid_state",
+            DomainError::UnknownReservationState(_) | DomainError::UnknownOrderStatus(_) => {
+                "invalid_status"
+            }
+            DomainError::InvalidShopDomain(_) => "invalid_shop_domain",
         };
         Self::bad_request(code, err.to_string())
     }
@@ -79,6 +88,12 @@ impl ApiError {
                 S::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "Method not allowed",
+            ),
+            Self::WebhookUnauthorized => (S::UNAUTHORIZED, "webhook_unauthorized", "Unauthorized"),
+            Self::Temporal(_) => (
+                S::SERVICE_UNAVAILABLE,
+                "orchestrator_unavailable",
+                "Temporarily unavailable",
             ),
             Self::Store(e) => match e {
                 StoreError::ProductNotFound(_) => {
@@ -105,7 +120,13 @@ impl ApiError {
                     "temporarily_unavailable",
                     "Temporarily unavailable",
                 ),
-                StoreError::Database(_) | StoreError::Migrate(_) => {
+                StoreError::OrderNotFound(_) => {
+                    (S::NOT_FOUND, "order_not_found", "Order not found")
+                }
+                StoreError::IllegalTransition { .. } => {
+                    (S::CONFLICT, "illegal_transition", "Illegal transition")
+                }
+                StoreError::Database(_) | StoreError::Migrate(_) | StoreError::Corrupt(_) => {
                     (S::INTERNAL_SERVER_ERROR, "internal_error", "Internal error")
                 }
             },

@@ -5,8 +5,10 @@
 
 mod error;
 mod extract;
+mod orchestrator;
 mod routes;
 mod settings;
+mod shopify_dto;
 mod startup;
 
 pub use error::ApiError;

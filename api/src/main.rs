@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
             let app = Application::build(settings)
                 .await
                 .context("starting the API")?;
-            app.run_until_stopped(shutdown_signal())
+            app.run_until_stopped(activities::telemetry::shutdown_signal())
                 .await
                 .context("serving")?;
             tracing::info!("api stopped");
@@ -27,24 +27,4 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
-    tracing::info!("shutdown signal received; draining");
 }

@@ -2,8 +2,11 @@ use std::{net::SocketAddr, time::Duration};
 
 use activities::{
     config::{ConfigError, secs_or, var_or},
+    shopify::{StoreSettings, stores_from_env},
     store::{DatabaseSettings, ReserverSettings},
+    temporal::TemporalSettings,
 };
+use workflows::contracts::SagaPolicy;
 
 /// Everything the API process needs, built once at start-up (or by a test).
 #[derive(Debug, Clone)]
@@ -18,6 +21,12 @@ pub struct Settings {
     pub expiry_sweep_interval: Duration,
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
+    /// Temporal connection and task queue.
+    pub temporal: TemporalSettings,
+    /// Shopify stores whose webhooks are accepted.
+    pub stores: Vec<StoreSettings>,
+    /// Timeouts and retry pacing given to each new order saga.
+    pub saga_policy: SagaPolicy,
 }
 
 impl Settings {
@@ -29,6 +38,34 @@ impl Settings {
             reserver: ReserverSettings::from_env()?,
             expiry_sweep_interval: secs_or("OMS_EXPIRY_SWEEP_SECS", Duration::from_secs(30))?,
             body_limit_bytes: var_or("OMS_BODY_LIMIT_BYTES", 256 * 1024)?,
+            temporal: TemporalSettings::from_env()?,
+            stores: stores_from_env()?,
+            saga_policy: saga_policy_from_env()?,
         })
     }
+}
+
+/// `OMS_SAGA_*` variables over [`SagaPolicy::default`].
+fn saga_policy_from_env() -> Result<SagaPolicy, ConfigError> {
+    let d = SagaPolicy::default();
+    Ok(SagaPolicy {
+        attempt_timeout_secs: var_or("OMS_SAGA_ATTEMPT_TIMEOUT_SECS", d.attempt_timeout_secs)?,
+        initial_retry_millis: var_or("OMS_SAGA_INITIAL_RETRY_MILLIS", d.initial_retry_millis)?,
+        max_retry_interval_secs: var_or(
+            "OMS_SAGA_MAX_RETRY_INTERVAL_SECS",
+            d.max_retry_interval_secs,
+        )?,
+        stock_check_deadline_secs: var_or(
+            "OMS_SAGA_STOCK_CHECK_DEADLINE_SECS",
+            d.stock_check_deadline_secs,
+        )?,
+        fulfillment_deadline_secs: var_or(
+            "OMS_SAGA_FULFILLMENT_DEADLINE_SECS",
+            d.fulfillment_deadline_secs,
+        )?,
+        channel_sync_deadline_secs: var_or(
+            "OMS_SAGA_CHANNEL_SYNC_DEADLINE_SECS",
+            d.channel_sync_deadline_secs,
+        )?,
+    })
 }

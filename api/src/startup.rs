@@ -15,13 +15,22 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{ApiError, Settings, routes};
+use crate::{ApiError, Settings, orchestrator::Orchestrator, routes};
+use activities::shopify::StoreSettings;
+use std::sync::Arc;
+use workflows::contracts::SagaPolicy;
 
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct AppState {
     /// The inventory store.
     pub store: Store,
+    /// Starts order workflows.
+    pub orchestrator: Orchestrator,
+    /// Stores whose webhooks are accepted.
+    pub stores: Arc<Vec<StoreSettings>>,
+    /// Given to each new saga.
+    pub saga_policy: SagaPolicy,
 }
 
 /// Why the API could not start.
@@ -64,6 +73,7 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
             post(routes::inventory::unreserve),
         )
         .route("/product/{id}/sold", post(routes::inventory::sold))
+        .route("/webhooks/shopify", post(routes::webhooks::shopify))
         .route("/health/live", get(routes::health::live))
         .route("/health/ready", get(routes::health::ready))
         .fallback(
@@ -101,12 +111,13 @@ impl Application {
     /// a fresh database per test this way).
     pub async fn build_with_pool(settings: Settings, pool: PgPool) -> Result<Self, StartupError> {
         let store = Store::new(pool, &settings.reserver);
-        let router = router(
-            AppState {
-                store: store.clone(),
-            },
-            settings.body_limit_bytes,
-        );
+        let state = AppState {
+            store: store.clone(),
+            orchestrator: Orchestrator::new(settings.temporal.clone()),
+            stores: Arc::new(settings.stores.clone()),
+            saga_policy: settings.saga_policy.clone(),
+        };
+        let router = router(state, settings.body_limit_bytes);
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .map_err(|source| StartupError::Bind {

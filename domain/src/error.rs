@@ -14,6 +14,12 @@ pub enum DomainError {
     /// A reservation token was not a UUID.
     #[error("invalid reservation token: {0}")]
     InvalidReservationToken(String),
+    /// A status name is not one we know.
+    #[error("unknown order status `{0}`")]
+    UnknownOrderStatus(String),
+    /// A shop domain is not a DNS name.
+    #[error("invalid shop domain `{0}`")]
+    InvalidShopDomain(String),
     /// A stored state name is not one we know.
     #[error("unknown reservation state `{0}`")]
     UnknownReservationState(String),

@@ -5,12 +5,14 @@
 //! deeper in the system never has to re-check a SKU or a quantity.
 
 mod error;
+mod order;
 mod quantity;
 mod reservation;
 mod sku;
 mod stock;
 
 pub use error::DomainError;
+pub use order::{Channel, OrderStatus, ShopDomain, order_id_for};
 pub use quantity::{Quantity, StockQuantity};
 pub use reservation::{ReservationState, ReservationToken};
 pub use sku::Sku;

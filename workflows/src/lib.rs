@@ -1,6 +1,13 @@
-//! Temporal workflows of the OMS.
+//! Temporal workflows of the OMS and the contracts of the activities they call.
 //!
 //! Workflow code must be deterministic and do no I/O: it only decides, and
 //! activities (crate `activities`) act. This crate therefore depends on no
-//! I/O crate (no sqlx, no reqwest, no tokio net), so Cargo itself refuses a
-//! workflow that tries. The order saga lands here with the Temporal worker.
+//! I/O crate (no sqlx, no reqwest, no Temporal client), so Cargo itself
+//! refuses a workflow that tries. The activity *contracts* (pinned names and
+//! serde types) live here too, so the worker implements exactly what the
+//! workflow calls and the compiler checks that they match.
+
+pub mod contracts;
+mod order;
+
+pub use order::{ORDER_WORKFLOW_TYPE, OrderView, OrderWorkflow, OrderWorkflowRun};

@@ -1,5 +1,6 @@
-use domain::{ReservationState, Sku};
+use domain::{OrderStatus, ReservationState, Sku};
 use thiserror::Error;
+use uuid::Uuid;
 
 /// What can go wrong in the store. Each variant is one answer a caller can act on.
 #[derive(Debug, Error)]
@@ -23,6 +24,20 @@ pub enum StoreError {
     /// The token was already released, sold or expired.
     #[error("the reservation was already used: it is {0}")]
     ReservationConsumed(ReservationState),
+    /// No order with this id exists.
+    #[error("order {0} does not exist")]
+    OrderNotFound(Uuid),
+    /// The order's lifecycle does not allow this move.
+    #[error("order cannot go from {from} to {to}")]
+    IllegalTransition {
+        /// Current status.
+        from: OrderStatus,
+        /// Requested status.
+        to: OrderStatus,
+    },
+    /// Stored data breaks an invariant of the code (a bug or a manual edit).
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
     /// A grouped reserve statement failed; the error was logged once by the
     /// reserver, and every caller in the group gets this.
     #[error("the reservation batch failed; retry")]

@@ -21,7 +21,7 @@ pub struct ProductStock {
 /// The inventory store: every read and write of stock goes through here.
 #[derive(Clone)]
 pub struct Store {
-    pool: PgPool,
+    pub(super) pool: PgPool,
     reserver: Reserver,
 }
 

@@ -2,6 +2,7 @@
 
 mod error;
 mod inventory;
+mod orders;
 mod reserver;
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ use sqlx::{
 
 pub use error::StoreError;
 pub use inventory::{ProductStock, Store};
+pub use orders::FulfillmentOrder;
 pub use reserver::ReserverSettings;
 
 /// The schema migrations, embedded at compile time from `migrations/`.

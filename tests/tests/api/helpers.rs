@@ -1,9 +1,13 @@
 use std::time::Duration;
 
-use activities::store::{DatabaseSettings, ReserverSettings};
+use activities::{
+    store::{DatabaseSettings, ReserverSettings},
+    temporal::TemporalSettings,
+};
 use api::{Application, Settings};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use workflows::contracts::SagaPolicy;
 
 /// A running API on a random port over the test's own database.
 pub struct TestApp {
@@ -21,6 +25,14 @@ pub fn test_settings() -> Settings {
         reserver: ReserverSettings::default(),
         expiry_sweep_interval: Duration::from_secs(3600),
         body_limit_bytes: 16 * 1024,
+        // Inventory tests never reach Temporal; saga tests point this at the dev server.
+        temporal: TemporalSettings {
+            address: "http://127.0.0.1:1".into(),
+            namespace: "default".into(),
+            task_queue: "unused".into(),
+        },
+        stores: Vec::new(),
+        saga_policy: SagaPolicy::default(),
     }
 }
 

@@ -1,9 +1,14 @@
 //! The one integration test binary: every test runs the real API against a
-//! fresh Postgres database of its own (`#[sqlx::test]`).
+//! fresh Postgres database of its own (`#[sqlx::test]`); saga tests also run
+//! a worker against one Temporal dev server shared by the binary.
 
 // A failed unwrap is a failed test, with its location: exactly what we want here.
 #![allow(clippy::unwrap_used)]
 
 mod concurrency;
+mod fakes;
 mod helpers;
 mod inventory;
+mod saga;
+mod saga_support;
+mod temporal;

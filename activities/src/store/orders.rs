@@ -1,0 +1,455 @@
+//! Orders: recording, all-or-nothing reservation, release, status moves.
+//!
+//! Every function here is safe to run twice with the same arguments, because
+//! Temporal retries an activity whose completion it did not see, even if the
+//! transaction had committed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use domain::{OrderStatus, Sku};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+use workflows::contracts::{Address, LineProblem, LineQty, OrderInput, ReserveOutcome};
+
+use super::{Store, StoreError};
+
+/// What the warehouse needs to ship an order.
+#[derive(Debug, Clone)]
+pub struct FulfillmentOrder {
+    /// Our order id: the WMS reference, so a retried submit is recognised.
+    pub order_id: Uuid,
+    /// Human order name (e.g. `#1001`).
+    pub name: Option<String>,
+    /// Status now.
+    pub status: OrderStatus,
+    /// Already accepted by the WMS under this id.
+    pub wms_order_id: Option<String>,
+    /// Where to ship.
+    pub shipping_address: Option<Address>,
+    /// `(sku, quantity, title)` per line.
+    pub lines: Vec<(String, i32, Option<String>)>,
+}
+
+impl Store {
+    /// Records a new order in RECEIVED (once); returns its current status.
+    pub async fn record_order(
+        &self,
+        input: &OrderInput,
+        workflow_id: &str,
+    ) -> Result<OrderStatus, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let address = input.shipping_address.as_ref().map(sqlx::types::Json);
+        let inserted = sqlx::query(
+            r#"
+            INSERT INTO orders (id, channel, shop_domain, external_id, name, currency, status,
+                                workflow_id, shipping_address, request_id, placed_at)
+            VALUES ($1, $2, $3, $4, $5, $6, 'RECEIVED', $7, $8, $9, $10::timestamptz)
+            ON CONFLICT DO NOTHING
+            "#,
+        )
+        .bind(input.order_id)
+        .bind(input.channel.as_str())
+        .bind(input.shop.as_deref().unwrap_or(""))
+        .bind(&input.external_id)
+        .bind(&input.name)
+        .bind(&input.currency)
+        .bind(workflow_id)
+        .bind(address)
+        .bind(&input.request_id)
+        .bind(&input.placed_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            let (nos, skus, qtys, prices, ext, titles): (
+                Vec<_>,
+                Vec<_>,
+                Vec<_>,
+                Vec<_>,
+                Vec<_>,
+                Vec<_>,
+            ) = input.lines.iter().fold(Default::default(), |mut acc, l| {
+                acc.0.push(l.line_no);
+                acc.1.push(l.sku.as_str());
+                acc.2.push(l.quantity);
+                acc.3.push(l.unit_price.as_deref());
+                acc.4.push(l.external_line_id.as_deref());
+                acc.5.push(l.title.as_deref());
+                acc
+            });
+            sqlx::query(
+                r#"
+                INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_price, external_line_id, title)
+                SELECT $1, n, s, q, p::numeric, e, t
+                FROM unnest($2::int4[], $3::text[], $4::int4[], $5::text[], $6::text[], $7::text[])
+                     AS l (n, s, q, p, e, t)
+                "#,
+            )
+            .bind(input.order_id)
+            .bind(&nos)
+            .bind(&skus)
+            .bind(&qtys)
+            .bind(&prices)
+            .bind(&ext)
+            .bind(&titles)
+            .execute(&mut *tx)
+            .await?;
+            history(&mut tx, input.order_id, None, OrderStatus::Received, None).await?;
+        }
+        let status = status_for_update(&mut tx, input.order_id).await?;
+        tx.commit().await?;
+        Ok(status)
+    }
+
+    /// Reserves every line of the order in one transaction, or nothing.
+    ///
+    /// Lines with an empty or malformed SKU, unknown SKUs and short stock are
+    /// all reported, one problem per line, so the merchant sees every reason
+    /// at once. Units of one SKU on several lines are checked together.
+    pub async fn reserve_order(
+        &self,
+        order_id: Uuid,
+        lines: &[LineQty],
+    ) -> Result<ReserveOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let status = status_for_update(&mut tx, order_id).await?;
+        if status != OrderStatus::Received {
+            // A retry after a commit whose answer was lost: report what holds.
+            let skus = order_skus(&mut tx, order_id).await?;
+            return match status {
+                OrderStatus::Reserved | OrderStatus::FulfillmentRequested => {
+                    Ok(ReserveOutcome::Reserved { skus })
+                }
+                other => Err(StoreError::IllegalTransition {
+                    from: other,
+                    to: OrderStatus::Reserved,
+                }),
+            };
+        }
+
+        let mut problems = Vec::new();
+        let mut wanted: BTreeMap<String, i64> = BTreeMap::new();
+        let mut parsed = Vec::new();
+        for line in lines {
+            match Sku::parse(line.sku.clone()) {
+                _ if line.sku.is_empty() => {
+                    problems.push(problem(line, "the line has no SKU".into()))
+                }
+                Err(e) => problems.push(problem(line, e.to_string())),
+                Ok(sku) => {
+                    *wanted.entry(sku.as_str().to_string()).or_default() +=
+                        i64::from(line.quantity);
+                    parsed.push((line, sku));
+                }
+            }
+        }
+        let skus: Vec<&str> = wanted.keys().map(String::as_str).collect();
+        // Sorted lock order: concurrent orders over the same SKUs cannot deadlock.
+        let rows: Vec<(String, i32)> = sqlx::query_as(
+            "SELECT sku, in_stock FROM products WHERE sku = ANY($1) ORDER BY sku FOR UPDATE",
+        )
+        .bind(&skus)
+        .fetch_all(&mut *tx)
+        .await?;
+        let in_stock: BTreeMap<String, i32> = rows.into_iter().collect();
+        for (line, sku) in &parsed {
+            match in_stock.get(sku.as_str()) {
+                None => problems.push(problem(line, "unknown SKU".into())),
+                Some(available) => {
+                    let total = wanted[sku.as_str()];
+                    if total > i64::from(*available) {
+                        problems.push(problem(
+                            line,
+                            format!("insufficient stock: {total} requested, {available} available"),
+                        ));
+                    }
+                }
+            }
+        }
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| p.line_no);
+            tx.rollback().await?;
+            return Ok(ReserveOutcome::Rejected { problems });
+        }
+
+        let (grant_skus, grant_qty): (Vec<&str>, Vec<i32>) = wanted
+            .iter()
+            .map(|(s, q)| (s.as_str(), i32::try_from(*q).unwrap_or(i32::MAX)))
+            .unzip();
+        let tokens: Vec<Uuid> = parsed.iter().map(|_| Uuid::new_v4()).collect();
+        let line_skus: Vec<&str> = parsed.iter().map(|(_, s)| s.as_str()).collect();
+        let line_qty: Vec<i32> = parsed.iter().map(|(l, _)| l.quantity).collect();
+        sqlx::query(
+            r#"
+            WITH upd AS (
+                UPDATE products p
+                SET in_stock = p.in_stock - g.n, reserved = p.reserved + g.n, updated_at = now()
+                FROM unnest($1::text[], $2::int4[]) AS g (sku, n)
+                WHERE p.sku = g.sku
+            )
+            INSERT INTO reservations (token, sku, quantity, order_id)
+            SELECT t, s, q, $6 FROM unnest($3::uuid[], $4::text[], $5::int4[]) AS r (t, s, q)
+            "#,
+        )
+        .bind(&grant_skus)
+        .bind(&grant_qty)
+        .bind(&tokens)
+        .bind(&line_skus)
+        .bind(&line_qty)
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+        set_status(
+            &mut tx,
+            order_id,
+            OrderStatus::Received,
+            OrderStatus::Reserved,
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ReserveOutcome::Reserved {
+            skus: wanted.into_keys().collect(),
+        })
+    }
+
+    /// Gives the order's open reservations back to IN_STOCK. Returns every
+    /// SKU the order touched (released now or earlier), for the re-sync.
+    pub async fn release_order(&self, order_id: Uuid) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let skus = order_skus(&mut tx, order_id).await?;
+        sqlx::query("SELECT 1 FROM products WHERE sku = ANY($1) ORDER BY sku FOR UPDATE")
+            .bind(&skus)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            r#"
+            WITH r AS (
+                UPDATE reservations SET state = 'RELEASED', consumed_at = now()
+                WHERE order_id = $1 AND state = 'RESERVED'
+                RETURNING sku, quantity
+            ),
+            per_sku AS (SELECT sku, sum(quantity)::int4 AS q FROM r GROUP BY sku)
+            UPDATE products p
+            SET in_stock = p.in_stock + per_sku.q, reserved = p.reserved - per_sku.q, updated_at = now()
+            FROM per_sku WHERE p.sku = per_sku.sku
+            "#,
+        )
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(skus)
+    }
+
+    /// Moves the order to `to` (no-op if it is there already), and records a
+    /// notification of kind `notify` (once).
+    pub async fn transition_order(
+        &self,
+        order_id: Uuid,
+        to: Option<OrderStatus>,
+        reason: Option<&str>,
+        notify: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let from = status_for_update(&mut tx, order_id).await?;
+        if let Some(to) = to
+            && from != to
+        {
+            set_status(&mut tx, order_id, from, to, reason).await?;
+        }
+        if let Some(kind) = notify {
+            let message = reason.unwrap_or(kind);
+            sqlx::query(
+                r#"
+                INSERT INTO notifications (order_id, kind, message)
+                SELECT $1, $2, $3
+                WHERE NOT EXISTS (SELECT 1 FROM notifications WHERE order_id = $1 AND kind = $2 AND message = $3)
+                "#,
+            )
+            .bind(order_id)
+            .bind(kind)
+            .bind(message)
+            .execute(&mut *tx)
+            .await?;
+            tracing::warn!(order.id = %order_id, kind, "operator notification recorded");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The order as the warehouse needs it.
+    pub async fn fulfillment_order(&self, order_id: Uuid) -> Result<FulfillmentOrder, StoreError> {
+        type Row = (
+            Option<String>,
+            String,
+            Option<String>,
+            Option<sqlx::types::Json<Address>>,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT name, status, wms_order_id, shipping_address FROM orders WHERE id = $1",
+        )
+        .bind(order_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (name, status, wms_order_id, address) =
+            row.ok_or(StoreError::OrderNotFound(order_id))?;
+        let lines: Vec<(String, i32, Option<String>)> = sqlx::query_as(
+            "SELECT sku, quantity, title FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+        )
+        .bind(order_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(FulfillmentOrder {
+            order_id,
+            name,
+            status: parse_status(&status)?,
+            wms_order_id,
+            shipping_address: address.map(|a| a.0),
+            lines,
+        })
+    }
+
+    /// Records the warehouse's acceptance: RESERVED → FULFILLMENT_REQUESTED.
+    pub async fn mark_fulfillment_requested(
+        &self,
+        order_id: Uuid,
+        wms_order_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let from = status_for_update(&mut tx, order_id).await?;
+        if from != OrderStatus::FulfillmentRequested {
+            sqlx::query("UPDATE orders SET wms_order_id = $2 WHERE id = $1")
+                .bind(order_id)
+                .bind(wms_order_id)
+                .execute(&mut *tx)
+                .await?;
+            set_status(
+                &mut tx,
+                order_id,
+                from,
+                OrderStatus::FulfillmentRequested,
+                Some(&format!("wms order {wms_order_id}")),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// IN_STOCK of each known SKU among `skus`.
+    pub async fn in_stock_of(&self, skus: &[String]) -> Result<Vec<(String, i32)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT sku, in_stock FROM products WHERE sku = ANY($1) ORDER BY sku")
+                .bind(skus)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+}
+
+impl Store {
+    /// Keeps a validly signed webhook we could not process, for an operator.
+    /// Returns the dead letter's id.
+    pub async fn dead_letter(
+        &self,
+        shop: &str,
+        topic: &str,
+        webhook_id: Option<&str>,
+        error: &str,
+        payload: &[u8],
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO webhook_dead_letters (shop_domain, topic, webhook_id, error, payload) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(shop)
+        .bind(topic)
+        .bind(webhook_id)
+        .bind(error)
+        .bind(payload)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}
+
+fn problem(line: &LineQty, reason: String) -> LineProblem {
+    LineProblem {
+        line_no: line.line_no,
+        sku: line.sku.clone(),
+        reason,
+    }
+}
+
+fn parse_status(s: &str) -> Result<OrderStatus, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("unknown order status {s:?}")))
+}
+
+async fn status_for_update(
+    tx: &mut Transaction<'_, Postgres>,
+    order_id: Uuid,
+) -> Result<OrderStatus, StoreError> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 FOR UPDATE")
+            .bind(order_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    parse_status(&status.ok_or(StoreError::OrderNotFound(order_id))?)
+}
+
+/// Distinct SKUs of the order's reservations, sorted.
+async fn order_skus(
+    tx: &mut Transaction<'_, Postgres>,
+    order_id: Uuid,
+) -> Result<Vec<String>, StoreError> {
+    let skus: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT sku FROM reservations WHERE order_id = $1 ORDER BY sku",
+    )
+    .bind(order_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(skus
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect())
+}
+
+async fn set_status(
+    tx: &mut Transaction<'_, Postgres>,
+    order_id: Uuid,
+    from: OrderStatus,
+    to: OrderStatus,
+    reason: Option<&str>,
+) -> Result<(), StoreError> {
+    if !from.can_become(to) {
+        return Err(StoreError::IllegalTransition { from, to });
+    }
+    sqlx::query(
+        "UPDATE orders SET status = $2, status_reason = $3, updated_at = now() WHERE id = $1",
+    )
+    .bind(order_id)
+    .bind(to.as_str())
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    history(tx, order_id, Some(from), to, reason).await
+}
+
+async fn history(
+    tx: &mut Transaction<'_, Postgres>,
+    order_id: Uuid,
+    from: Option<OrderStatus>,
+    to: OrderStatus,
+    reason: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO order_status_history (order_id, from_status, to_status, reason) VALUES ($1, $2, $3, $4)")
+        .bind(order_id)
+        .bind(from.map(OrderStatus::as_str))
+        .bind(to.as_str())
+        .bind(reason)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

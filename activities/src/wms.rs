@@ -1,0 +1,194 @@
+//! Client of the warehouse: a ShipBob-style REST API.
+
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{http::ClientError, store::FulfillmentOrder};
+
+const SERVICE: &str = "wms";
+
+/// How to reach the WMS.
+#[derive(Debug, Clone)]
+pub struct WmsSettings {
+    /// Base URL including the API version, e.g. `https://api.shipbob.com/2026-07`.
+    pub base_url: String,
+    /// Bearer token.
+    pub token: SecretString,
+    /// ShipBob's `shipbob_channel_id` header, if the account needs one.
+    pub channel_id: Option<String>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+/// The WMS API.
+#[derive(Clone)]
+pub struct WmsClient {
+    http: Client,
+    settings: WmsSettings,
+}
+
+#[derive(Debug, Deserialize)]
+struct InventoryPage {
+    #[serde(default)]
+    items: Vec<InventoryItem>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InventoryItem {
+    sku: Option<String>,
+    total_sellable_quantity: Option<i64>,
+    total_fulfillable_quantity: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CreatedOrder {
+    id: serde_json::Value,
+}
+
+impl WmsClient {
+    /// Builds the client.
+    pub fn new(settings: WmsSettings) -> Result<Self, reqwest::Error> {
+        let http = Client::builder().timeout(settings.timeout).build()?;
+        Ok(Self { http, settings })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.settings.base_url.trim_end_matches('/'))
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut r = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(self.settings.token.expose_secret());
+        if let Some(channel) = &self.settings.channel_id {
+            r = r.header("shipbob_channel_id", channel);
+        }
+        r
+    }
+
+    /// Units of `sku` the warehouse can sell now; `None` if it does not know the SKU.
+    pub async fn sellable(&self, sku: &str) -> Result<Option<i64>, ClientError> {
+        let response = self
+            .request(reqwest::Method::GET, "inventory-level")
+            .query(&[("SearchBy", sku)])
+            .send()
+            .await
+            .map_err(|e| ClientError::transport(SERVICE, &e))?;
+        if !response.status().is_success() {
+            return Err(ClientError::from_status(SERVICE, response).await);
+        }
+        let page: InventoryPage = response.json().await.map_err(|e| ClientError::Transient {
+            service: SERVICE,
+            message: format!("unreadable inventory answer: {e}"),
+        })?;
+        // The search matches substrings: only the exact SKU counts.
+        Ok(page
+            .items
+            .into_iter()
+            .find(|i| i.sku.as_deref() == Some(sku))
+            .map(|i| {
+                i.total_sellable_quantity
+                    .or(i.total_fulfillable_quantity)
+                    .unwrap_or(0)
+            }))
+    }
+
+    /// Creates the warehouse order; returns the WMS's order id. Our order id
+    /// is the `reference_id`, so a retry that finds the order already there
+    /// counts as success and fetches the existing id: the warehouse never
+    /// ships twice.
+    pub async fn create_order(&self, order: &FulfillmentOrder) -> Result<String, ClientError> {
+        let reference = order.order_id.to_string();
+        let a = order.shipping_address.clone().unwrap_or_default();
+        let body = json!({
+            "reference_id": reference,
+            "order_number": order.name.clone().unwrap_or_else(|| reference.clone()),
+            "type": "DTC",
+            "shipping_method": "Standard",
+            "recipient": {
+                "name": a.name.clone().unwrap_or_default(),
+                "phone_number": a.phone,
+                "address": {
+                    "address1": a.address1,
+                    "address2": a.address2,
+                    "city": a.city,
+                    "state": a.province_code,
+                    "zip_code": a.zip,
+                    "country": a.country_code,
+                },
+            },
+            "products": order.lines.iter().map(|(sku, quantity, title)| json!({
+                "reference_id": sku,
+                "name": title.clone().unwrap_or_else(|| sku.clone()),
+                "quantity": quantity,
+            })).collect::<Vec<_>>(),
+        });
+        let response = self
+            .request(reqwest::Method::POST, "order")
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| ClientError::transport(SERVICE, &e))?;
+        let status = response.status();
+        if status.is_success() {
+            let created: CreatedOrder =
+                response.json().await.map_err(|e| ClientError::Transient {
+                    service: SERVICE,
+                    message: format!("unreadable order answer: {e}"),
+                })?;
+            return Ok(id_text(&created.id));
+        }
+        if status == StatusCode::UNPROCESSABLE_ENTITY || status == StatusCode::CONFLICT {
+            let text = response.text().await.unwrap_or_default();
+            if text.to_ascii_lowercase().contains("reference") {
+                return self.existing_order_id(&reference).await;
+            }
+            return Err(ClientError::Permanent {
+                service: SERVICE,
+                status: status.as_u16(),
+                message: text.chars().take(300).collect(),
+            });
+        }
+        Err(ClientError::from_status(SERVICE, response).await)
+    }
+
+    async fn existing_order_id(&self, reference: &str) -> Result<String, ClientError> {
+        let response = self
+            .request(reqwest::Method::GET, "order")
+            .query(&[("ReferenceIds", reference)])
+            .send()
+            .await
+            .map_err(|e| ClientError::transport(SERVICE, &e))?;
+        if !response.status().is_success() {
+            return Err(ClientError::from_status(SERVICE, response).await);
+        }
+        let orders: Vec<CreatedOrder> =
+            response.json().await.map_err(|e| ClientError::Transient {
+                service: SERVICE,
+                message: format!("unreadable order list: {e}"),
+            })?;
+        // The WMS said the reference exists; if the lookup cannot see it yet,
+        // asking again later is right.
+        orders
+            .first()
+            .map(|o| id_text(&o.id))
+            .ok_or_else(|| ClientError::Transient {
+                service: SERVICE,
+                message: format!(
+                    "order with reference {reference} reported as existing but not found"
+                ),
+            })
+    }
+}
+
+fn id_text(id: &serde_json::Value) -> String {
+    match id {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,38 @@
+//! The API's handle on Temporal: connected on first use, so the inventory
+//! API serves even while Temporal is down, and order intake answers 503.
+
+use std::sync::Arc;
+
+use activities::temporal::{self, Started, TemporalError, TemporalSettings};
+use temporalio_client::Client;
+use tokio::sync::OnceCell;
+use workflows::contracts::OrderInput;
+
+/// Starts and queries order workflows.
+#[derive(Clone)]
+pub struct Orchestrator {
+    settings: TemporalSettings,
+    client: Arc<OnceCell<Client>>,
+}
+
+impl Orchestrator {
+    /// Does not connect yet.
+    pub fn new(settings: TemporalSettings) -> Self {
+        Self {
+            settings,
+            client: Arc::default(),
+        }
+    }
+
+    async fn client(&self) -> Result<&Client, TemporalError> {
+        self.client
+            .get_or_try_init(|| temporal::connect(&self.settings))
+            .await
+    }
+
+    /// Starts the order's workflow (idempotently).
+    pub async fn start_order(&self, input: OrderInput) -> Result<Started, TemporalError> {
+        let client = self.client().await?;
+        temporal::start_order(client, &self.settings.task_queue, input).await
+    }
+}

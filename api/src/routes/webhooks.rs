@@ -1,0 +1,118 @@
+//! `POST /webhooks/shopify`: verify, then parse, then start the order saga.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use domain::ShopDomain;
+use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::{
+    ApiError,
+    shopify_dto::{MappingError, ShopifyOrderDto},
+    startup::AppState,
+};
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// Handles a Shopify webhook.
+///
+/// Order of work matters: the signature is checked over the raw bytes before
+/// anything is parsed or stored, so an unsigned request costs one HMAC and
+/// leaves no trace. A signed payload is never answered with an error Shopify
+/// would retry forever: what cannot be processed is dead-lettered and
+/// acknowledged. Only a Temporal outage answers 503, so Shopify redelivers.
+pub async fn shopify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let shop = header(&headers, "x-shopify-shop-domain").and_then(|s| ShopDomain::parse(s).ok());
+    let store = shop
+        .as_ref()
+        .and_then(|shop| state.stores.iter().find(|s| &s.shop == shop));
+    let (Some(shop), Some(store)) = (shop.clone(), store) else {
+        tracing::warn!("webhook from an unknown shop refused");
+        return Err(ApiError::WebhookUnauthorized);
+    };
+    let signature = header(&headers, "x-shopify-hmac-sha256").and_then(|s| STANDARD.decode(s).ok());
+    let mut mac = Hmac::<Sha256>::new_from_slice(store.webhook_secret.expose_secret().as_bytes())
+        .map_err(|_| ApiError::WebhookUnauthorized)?;
+    mac.update(&body);
+    // `verify_slice` compares in constant time.
+    if signature.is_none_or(|sig| mac.verify_slice(&sig).is_err()) {
+        tracing::warn!(shop = %shop, "webhook with a bad signature refused");
+        return Err(ApiError::WebhookUnauthorized);
+    }
+
+    let topic = header(&headers, "x-shopify-topic")
+        .unwrap_or_default()
+        .to_string();
+    let webhook_id = header(&headers, "x-shopify-webhook-id").map(str::to_string);
+    let span = tracing::info_span!("webhook", shop = %shop, topic = %topic, webhook.id = webhook_id.as_deref().unwrap_or_default());
+    let _enter = span.enter();
+    if topic != "orders/create" {
+        tracing::info!("webhook topic not handled; acknowledged");
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"status": "ignored", "topic": topic})),
+        ));
+    }
+
+    let request_id = header(&headers, "x-request-id").map(str::to_string);
+    let mapped = serde_json::from_slice::<ShopifyOrderDto>(&body)
+        .map_err(|e| {
+            MappingError::Invalid(format!(
+                "payload does not match the orders/create shape: {e}"
+            ))
+        })
+        .and_then(|dto| dto.into_order(&shop, request_id, state.saga_policy.clone()));
+    let input = match mapped {
+        Ok(input) => input,
+        Err(MappingError::NothingToShip) => {
+            tracing::info!("order has nothing to ship; acknowledged");
+            return Ok((
+                StatusCode::OK,
+                Json(json!({"status": "ignored", "reason": "no line item requires shipping"})),
+            ));
+        }
+        Err(MappingError::Invalid(reason)) => {
+            let id = state
+                .store
+                .dead_letter(shop.as_str(), &topic, webhook_id.as_deref(), &reason, &body)
+                .await?;
+            // The reason names fields, never their customer values.
+            tracing::error!(dead_letter.id = id, reason = %reason, "webhook dead-lettered");
+            return Ok((
+                StatusCode::OK,
+                Json(json!({"status": "dead_lettered", "deadLetterId": id})),
+            ));
+        }
+    };
+
+    let order_id = input.order_id;
+    let started = state.orchestrator.start_order(input).await?;
+    let (status, workflow_id) = match started {
+        activities::temporal::Started::Running { workflow_id } => ("accepted", workflow_id),
+        activities::temporal::Started::AlreadyFinished { workflow_id } => {
+            ("duplicate", workflow_id)
+        }
+    };
+    tracing::info!(order.id = %order_id, workflow.id = %workflow_id, status, "order workflow started");
+    Ok((
+        StatusCode::OK,
+        Json(json!({"status": status, "orderId": order_id, "workflowId": workflow_id})),
+    ))
+}

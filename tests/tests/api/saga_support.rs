@@ -1,0 +1,275 @@
+//! A whole OMS for one test: API + in-process worker + dev server, with two
+//! fake Shopify stores and a fake WMS on wiremock.
+
+use std::time::{Duration, Instant};
+
+use activities::{
+    shopify::{DEFAULT_API_VERSION, StoreSettings},
+    store::DatabaseSettings,
+    temporal::TemporalSettings,
+    wms::WmsSettings,
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use domain::{Channel, ShopDomain, order_id_for};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use sqlx::PgPool;
+use uuid::Uuid;
+use wiremock::{
+    Mock, MockServer,
+    matchers::{method, path},
+};
+use worker::WorkerSettings;
+use workflows::contracts::SagaPolicy;
+
+use crate::{
+    fakes::{FakeShopifyStore, FakeWmsInventory},
+    helpers::{TestApp, spawn_app_with, test_settings},
+    temporal::dev_server,
+};
+
+pub const SECRET: &str = "whsec-test";
+pub const SHOPS: [&str; 2] = ["store-a.myshopify.com", "store-b.myshopify.com"];
+
+pub struct Shop {
+    pub domain: String,
+    pub server: MockServer,
+    pub fake: FakeShopifyStore,
+}
+
+pub struct SagaEnv {
+    pub app: TestApp,
+    pub wms: MockServer,
+    pub shops: Vec<Shop>,
+    pub worker: WorkerSettings,
+    pub pool: PgPool,
+}
+
+/// Short deadlines and fast retries so failure paths finish in seconds.
+pub fn fast_policy() -> SagaPolicy {
+    SagaPolicy {
+        attempt_timeout_secs: 5,
+        initial_retry_millis: 100,
+        max_retry_interval_secs: 1,
+        stock_check_deadline_secs: 10,
+        fulfillment_deadline_secs: 60,
+        channel_sync_deadline_secs: 30,
+    }
+}
+
+/// Builds the environment; the WMS order endpoint is left for the test to mock.
+pub async fn saga_env(pool: PgPool) -> SagaEnv {
+    let wms = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/wms/inventory-level"))
+        .respond_with(FakeWmsInventory::with_default(1_000))
+        .mount(&wms)
+        .await;
+    let mut shops = Vec::new();
+    for domain in SHOPS {
+        let server = MockServer::start().await;
+        let fake = FakeShopifyStore::default();
+        Mock::given(method("POST"))
+            .and(path(format!(
+                "/admin/api/{DEFAULT_API_VERSION}/graphql.json"
+            )))
+            .respond_with(fake.clone())
+            .mount(&server)
+            .await;
+        shops.push(Shop {
+            domain: domain.to_string(),
+            server,
+            fake,
+        });
+    }
+    let stores: Vec<StoreSettings> = shops
+        .iter()
+        .map(|s| StoreSettings {
+            shop: ShopDomain::parse(&s.domain).unwrap(),
+            webhook_secret: SECRET.to_string().into(),
+            admin_url: s.server.uri(),
+            access_token: "shpat-test".to_string().into(),
+            location_id: "gid://shopify/Location/1".into(),
+        })
+        .collect();
+    let temporal = TemporalSettings {
+        address: dev_server().to_string(),
+        namespace: "default".into(),
+        task_queue: format!("test-{}", Uuid::new_v4()),
+    };
+    let mut settings = test_settings();
+    settings.temporal = temporal.clone();
+    settings.stores = stores.clone();
+    settings.saga_policy = fast_policy();
+    let app = spawn_app_with(pool.clone(), settings).await;
+    let worker = WorkerSettings {
+        temporal,
+        database: DatabaseSettings::new("postgres://unused"),
+        wms: WmsSettings {
+            base_url: format!("{}/wms", wms.uri()),
+            token: "wms-token".to_string().into(),
+            channel_id: None,
+            timeout: Duration::from_secs(2),
+        },
+        stores,
+        shopify_api_version: DEFAULT_API_VERSION.into(),
+        shopify_timeout: Duration::from_secs(2),
+        max_concurrent_activities: 20,
+        max_concurrent_workflow_tasks: 20,
+    };
+    SagaEnv {
+        app,
+        wms,
+        shops,
+        worker,
+        pool,
+    }
+}
+
+/// A Shopify `orders/create` payload with these `(sku, quantity)` lines.
+pub fn order_payload(id: u64, lines: &[(&str, i64)]) -> Value {
+    json!({
+        "id": id,
+        "admin_graphql_api_id": format!("gid://shopify/Order/{id}"),
+        "name": format!("#{}", id % 100_000),
+        "created_at": "2026-11-22T10:00:00+01:00",
+        "currency": "EUR",
+        "financial_status": "paid",
+        "total_price": "42.00",
+        "email": "buyer@example.com",
+        "customer": {"id": 1, "first_name": "Ada"},
+        "line_items": lines.iter().enumerate().map(|(i, (sku, q))| json!({
+            "id": 9_000_000_000_000_000_000_u64 + i as u64,
+            "variant_id": 42,
+            "sku": sku,
+            "quantity": q,
+            "price": "19.90",
+            "title": format!("Product {sku}"),
+            "requires_shipping": true,
+        })).collect::<Vec<_>>(),
+        "shipping_address": {"name": "Ada Lovelace", "address1": "1 Main St", "city": "Berlin",
+                             "zip": "10115", "country_code": "DE", "province_code": null, "phone": null},
+    })
+}
+
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+pub fn order_id(shop: &str, shopify_id: u64) -> Uuid {
+    order_id_for(
+        Channel::Shopify,
+        Some(&ShopDomain::parse(shop).unwrap()),
+        &shopify_id.to_string(),
+    )
+}
+
+impl SagaEnv {
+    /// Sends a correctly signed webhook from `shop`.
+    pub async fn send_webhook(&self, shop: &str, topic: &str, body: &[u8]) -> reqwest::Response {
+        self.send_webhook_signed(shop, topic, body, &sign(SECRET, body))
+            .await
+    }
+
+    pub async fn send_webhook_signed(
+        &self,
+        shop: &str,
+        topic: &str,
+        body: &[u8],
+        signature: &str,
+    ) -> reqwest::Response {
+        self.app
+            .client
+            .post(self.app.url("/webhooks/shopify"))
+            .header("content-type", "application/json")
+            .header("x-shopify-shop-domain", shop)
+            .header("x-shopify-topic", topic)
+            .header("x-shopify-hmac-sha256", signature)
+            .header("x-shopify-webhook-id", Uuid::new_v4().to_string())
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Sends an `orders/create` webhook for `lines` from the first store.
+    pub async fn place(&self, shopify_id: u64, lines: &[(&str, i64)]) -> Uuid {
+        let body = serde_json::to_vec(&order_payload(shopify_id, lines)).unwrap();
+        let r = self.send_webhook(SHOPS[0], "orders/create", &body).await;
+        assert_eq!(r.status(), 200, "webhook accepted: {:?}", r.text().await);
+        order_id(SHOPS[0], shopify_id)
+    }
+
+    /// Waits until the order reaches a status in `wanted`; returns it.
+    pub async fn wait_for_status(&self, order: Uuid, wanted: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+                    .bind(order)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .unwrap();
+            if let Some(s) = status.as_deref()
+                && wanted.contains(&s)
+            {
+                return s.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "order {order} stuck at {status:?}, wanted {wanted:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `check` holds, polling.
+    pub async fn eventually<F: Fn() -> bool>(&self, what: &str, check: F) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn reserved_units_of_order(&self, order: Uuid) -> i64 {
+        sqlx::query_scalar("SELECT coalesce(sum(quantity), 0)::int8 FROM reservations WHERE order_id = $1 AND state = 'RESERVED'")
+            .bind(order)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn notifications(&self, order: Uuid) -> Vec<(String, String)> {
+        sqlx::query_as("SELECT kind, message FROM notifications WHERE order_id = $1 ORDER BY id")
+            .bind(order)
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn status_history(&self, order: Uuid) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT to_status FROM order_status_history WHERE order_id = $1 ORDER BY id",
+        )
+        .bind(order)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    /// Bodies of the orders the WMS received.
+    pub async fn wms_orders(&self) -> Vec<Value> {
+        self.wms
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.method.as_str() == "POST" && r.url.path() == "/wms/order")
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect()
+    }
+}

@@ -1,0 +1,168 @@
+//! The Temporal worker of the OMS, as a library so tests can run it in-process.
+//!
+//! Several workers may poll the same task queue: Temporal hands each task to
+//! one of them, which is how the worker scales horizontally.
+
+use std::{future::Future, time::Duration};
+
+use activities::{
+    config::{ConfigError, secret, secs_or, var_or},
+    saga::SagaActivities,
+    shopify::{DEFAULT_API_VERSION, ShopifyClient, StoreSettings, stores_from_env},
+    store::{self, DatabaseSettings, ReserverSettings, Store},
+    temporal::{self, TemporalSettings},
+    wms::{WmsClient, WmsSettings},
+};
+use sqlx::PgPool;
+use temporalio_sdk::{
+    Runtime, Worker, WorkerOptions,
+    runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
+};
+use workflows::OrderWorkflow;
+
+/// Everything the worker needs.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Temporal connection and task queue.
+    pub temporal: TemporalSettings,
+    /// Postgres.
+    pub database: DatabaseSettings,
+    /// The warehouse.
+    pub wms: WmsSettings,
+    /// The Shopify stores to keep in sync.
+    pub stores: Vec<StoreSettings>,
+    /// Admin API version.
+    pub shopify_api_version: String,
+    /// Per-request timeout of Shopify calls.
+    pub shopify_timeout: Duration,
+    /// Most activities this worker runs at once (back-pressure on Postgres
+    /// and the external APIs).
+    pub max_concurrent_activities: usize,
+    /// Most workflow tasks this worker runs at once.
+    pub max_concurrent_workflow_tasks: usize,
+}
+
+impl WorkerSettings {
+    /// Reads the settings from the environment (see the README).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            temporal: TemporalSettings::from_env()?,
+            database: DatabaseSettings::from_env()?,
+            wms: WmsSettings {
+                base_url: var_or(
+                    "OMS_WMS_URL",
+                    "http://127.0.0.1:8090/wms/2026-07".to_string(),
+                )?,
+                token: secret("OMS_WMS_TOKEN", "dev-token"),
+                channel_id: std::env::var("OMS_WMS_CHANNEL_ID")
+                    .ok()
+                    .filter(|v| !v.is_empty()),
+                timeout: secs_or("OMS_WMS_TIMEOUT_SECS", Duration::from_secs(10))?,
+            },
+            stores: stores_from_env()?,
+            shopify_api_version: var_or(
+                "OMS_SHOPIFY_API_VERSION",
+                DEFAULT_API_VERSION.to_string(),
+            )?,
+            shopify_timeout: secs_or("OMS_SHOPIFY_TIMEOUT_SECS", Duration::from_secs(10))?,
+            max_concurrent_activities: var_or("OMS_WORKER_MAX_ACTIVITIES", 50)?,
+            max_concurrent_workflow_tasks: var_or("OMS_WORKER_MAX_WORKFLOW_TASKS", 50)?,
+        })
+    }
+}
+
+/// Why the worker stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Database connection or migration.
+    #[error("database: {0}")]
+    Store(#[from] activities::store::StoreError),
+    /// Temporal connection.
+    #[error(transparent)]
+    Temporal(#[from] temporal::TemporalError),
+    /// Building an HTTP client.
+    #[error("http client: {0}")]
+    Http(String),
+    /// The SDK refused the set-up or stopped with an error.
+    #[error("temporal worker: {0}")]
+    Sdk(String),
+}
+
+/// Connects everything and runs the worker until `shutdown` resolves; then
+/// stops polling, lets running activities finish, and returns.
+///
+/// Must be awaited on the calling task (the SDK's worker is not `Send`).
+pub async fn run(
+    settings: WorkerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WorkerError> {
+    let pool = store::connect(&settings.database).await?;
+    store::migrate(&pool).await?;
+    run_with_pool(settings, pool, shutdown).await
+}
+
+/// [`run`] over an existing, migrated pool (`settings.database` is unused).
+pub async fn run_with_pool(
+    settings: WorkerSettings,
+    pool: PgPool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WorkerError> {
+    // The worker reserves whole orders, not single units: no batching queues.
+    let store = Store::new(
+        pool,
+        &ReserverSettings {
+            shards: 1,
+            ..ReserverSettings::default()
+        },
+    );
+    let wms = WmsClient::new(settings.wms.clone()).map_err(|e| WorkerError::Http(e.to_string()))?;
+    let shops = settings
+        .stores
+        .iter()
+        .map(|s| {
+            ShopifyClient::new(
+                s.clone(),
+                &settings.shopify_api_version,
+                settings.shopify_timeout,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| WorkerError::Http(e.to_string()))?;
+    let client =
+        temporal::connect_with_patience(&settings.temporal, Duration::from_secs(60)).await?;
+
+    let runtime = Runtime::from_current_tokio(Default::default())
+        .map_err(|e| WorkerError::Sdk(e.to_string()))?;
+    let tuner = TunerHolder::builder()
+        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
+            settings.max_concurrent_workflow_tasks.max(2),
+        ))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+            settings.max_concurrent_activities.max(1),
+        ))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+            settings.max_concurrent_activities.max(1),
+        ))
+        .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+        .build();
+    let options = WorkerOptions::new(settings.temporal.task_queue.clone())
+        .tuner(tuner)
+        .graceful_shutdown_period(Duration::from_secs(20))
+        .register_workflow::<OrderWorkflow>()
+        .map_err(|e| WorkerError::Sdk(e.to_string()))?
+        .register_activities(SagaActivities::new(store, wms, shops))
+        .build();
+    let mut worker =
+        Worker::new(&runtime, client, options).map_err(|e| WorkerError::Sdk(e.to_string()))?;
+    let stop = worker.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("worker shutting down: finishing running tasks");
+        stop();
+    });
+    tracing::info!(task_queue = %settings.temporal.task_queue, stores = settings.stores.len(), "worker polling");
+    worker
+        .run()
+        .await
+        .map_err(|e| WorkerError::Sdk(e.to_string()))
+}

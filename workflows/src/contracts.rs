@@ -1,0 +1,235 @@
+//! Inputs, outputs and pinned names of the order saga's activities.
+//!
+//! Names are part of the wire format between running workflows and workers:
+//! never rename one that has been deployed.
+#![allow(missing_docs)]
+
+use domain::OrderStatus;
+use serde::{Deserialize, Serialize};
+use temporalio_workflow::common::ActivityDefinition;
+use uuid::Uuid;
+
+/// Pinned activity type names.
+pub mod names {
+    pub const RECORD_ORDER: &str = "oms.record_order";
+    pub const CHECK_WMS_STOCK: &str = "oms.check_wms_stock";
+    pub const RESERVE_ORDER: &str = "oms.reserve_order";
+    pub const SYNC_CHANNELS: &str = "oms.sync_channels";
+    pub const SUBMIT_FULFILLMENT: &str = "oms.submit_fulfillment";
+    pub const RELEASE_ORDER: &str = "oms.release_order";
+    pub const TRANSITION_ORDER: &str = "oms.transition_order";
+}
+
+/// `ApplicationFailure` type names raised by activities.
+pub mod error_types {
+    /// The warehouse refused the order for good (a 4xx other than 429).
+    pub const WMS_REJECTED: &str = "WmsRejected";
+    /// A Shopify store refused a request for good (bad token, unknown item).
+    pub const SHOPIFY_REJECTED: &str = "ShopifyRejected";
+    /// The data needed is not where it must be (e.g. the order row vanished).
+    pub const INVALID_STATE: &str = "InvalidState";
+}
+
+/// A shipping address, kept only to hand the order to the warehouse.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Address {
+    pub name: Option<String>,
+    pub address1: Option<String>,
+    pub address2: Option<String>,
+    pub city: Option<String>,
+    pub province_code: Option<String>,
+    pub zip: Option<String>,
+    pub country_code: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// One order line as received. The SKU is kept raw (it may be empty): the
+/// saga rejects such a line with a reason rather than losing the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineInput {
+    /// 1-based position in the order.
+    pub line_no: i32,
+    pub sku: String,
+    pub quantity: i32,
+    /// Unit price as the channel sent it (a decimal string).
+    pub unit_price: Option<String>,
+    /// The channel's own id of the line (Shopify ids exceed 2^53: kept as text).
+    pub external_line_id: Option<String>,
+    pub title: Option<String>,
+}
+
+/// Timeouts and retry pacing of one saga run. Part of the workflow input, so
+/// a run keeps the policy it started with and tests can shorten it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SagaPolicy {
+    /// Longest single attempt of any activity.
+    pub attempt_timeout_secs: u64,
+    /// First retry delay; doubles up to `max_retry_interval_secs`.
+    pub initial_retry_millis: u64,
+    pub max_retry_interval_secs: u64,
+    /// How long the WMS stock check may keep failing before the saga goes on
+    /// without it (Postgres decides allocation; the check is advisory).
+    pub stock_check_deadline_secs: u64,
+    /// How long the WMS may stay unreachable before the order fails and is compensated.
+    pub fulfillment_deadline_secs: u64,
+    /// How long channel sync keeps retrying before it gives up with a notification.
+    pub channel_sync_deadline_secs: u64,
+}
+
+impl Default for SagaPolicy {
+    fn default() -> Self {
+        Self {
+            attempt_timeout_secs: 30,
+            initial_retry_millis: 1_000,
+            max_retry_interval_secs: 300,
+            stock_check_deadline_secs: 120,
+            fulfillment_deadline_secs: 24 * 3600,
+            channel_sync_deadline_secs: 3600,
+        }
+    }
+}
+
+/// Input of [`crate::OrderWorkflow`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderInput {
+    pub order_id: Uuid,
+    pub channel: domain::Channel,
+    /// The Shopify shop the order came from, if any.
+    pub shop: Option<String>,
+    /// The channel's id of the order (Shopify order id as text, or the API idempotency key).
+    pub external_id: String,
+    pub name: Option<String>,
+    pub currency: Option<String>,
+    /// When the customer placed the order (RFC 3339, validated at the edge).
+    pub placed_at: Option<String>,
+    pub lines: Vec<LineInput>,
+    pub shipping_address: Option<Address>,
+    /// Request id of the HTTP request that started the order, for log correlation.
+    pub request_id: Option<String>,
+    pub policy: SagaPolicy,
+}
+
+/// What `record_order` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    /// The order's status in the database after recording. `RECEIVED` for a
+    /// new order (or one recorded by an earlier attempt of this run); any
+    /// other status means an earlier run already processed it.
+    pub status: OrderStatus,
+}
+
+/// Why a line cannot be allocated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineProblem {
+    pub line_no: i32,
+    pub sku: String,
+    pub reason: String,
+}
+
+/// One line to check or reserve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineQty {
+    pub line_no: i32,
+    pub sku: String,
+    pub quantity: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReserveOrderInput {
+    pub order_id: Uuid,
+    pub lines: Vec<LineQty>,
+}
+
+/// Result of reserving a whole order: all lines or none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReserveOutcome {
+    /// Every line is reserved; the SKUs touched, for channel sync.
+    Reserved { skus: Vec<String> },
+    /// Nothing was reserved; one problem per failing line.
+    Rejected { problems: Vec<LineProblem> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncInput {
+    pub order_id: Uuid,
+    pub skus: Vec<String>,
+}
+
+/// Per-store outcome of a channel sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreSync {
+    pub shop: String,
+    /// SKU and level pushed, for each SKU the store sells.
+    pub pushed: Vec<(String, i32)>,
+    /// Permanent problems with this store (they are not retried).
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SyncReport {
+    pub stores: Vec<StoreSync>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FulfillmentAccepted {
+    pub wms_order_id: String,
+}
+
+/// Move an order to `to` (if set), record why, and optionally notify an operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub order_id: Uuid,
+    /// `None` records only the notification.
+    pub to: Option<OrderStatus>,
+    pub reason: Option<String>,
+    /// Also record a notification of this kind (e.g. `order_rejected`).
+    pub notify: Option<String>,
+}
+
+/// Declares an activity: a unit type naming it, with its input and output.
+/// The workflow passes the type to `execute_activity`; the worker implements
+/// it with `#[activity(definition = …)]`, which checks the types match.
+macro_rules! activity {
+    ($(#[$doc:meta])* $ty:ident = $name:expr, $input:ty => $output:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $ty;
+
+        impl ActivityDefinition for $ty {
+            type Input = $input;
+            type Output = $output;
+            fn name(&self) -> &str {
+                $name
+            }
+        }
+    };
+}
+
+activity!(
+    /// Persists the order (idempotent on the order id).
+    RecordOrder = names::RECORD_ORDER, OrderInput => Recorded
+);
+activity!(
+    /// Asks the WMS whether its sellable stock covers every line.
+    CheckWmsStock = names::CHECK_WMS_STOCK, Vec<LineQty> => Vec<LineProblem>
+);
+activity!(
+    /// Reserves every line in one Postgres transaction, or none.
+    ReserveOrder = names::RESERVE_ORDER, ReserveOrderInput => ReserveOutcome
+);
+activity!(
+    /// Pushes the current IN_STOCK of the SKUs to every configured store.
+    SyncChannels = names::SYNC_CHANNELS, SyncInput => SyncReport
+);
+activity!(
+    /// Hands the order to the WMS (idempotent on the order id) and records it.
+    SubmitFulfillment = names::SUBMIT_FULFILLMENT, Uuid => FulfillmentAccepted
+);
+activity!(
+    /// Releases the order's open reservations; returns the SKUs touched.
+    ReleaseOrder = names::RELEASE_ORDER, Uuid => Vec<String>
+);
+activity!(
+    /// Moves the order's status (and history, and notification).
+    TransitionOrder = names::TRANSITION_ORDER, Transition => ()
+);

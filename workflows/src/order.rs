@@ -1,0 +1,349 @@
+//! The order saga.
+// The workflow macros generate public items without doc comments.
+#![allow(missing_docs)]
+
+use std::time::Duration;
+
+use domain::OrderStatus;
+use serde::{Deserialize, Serialize};
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_workflow::{
+    ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions, RetryPolicy, RetryState,
+    WorkflowContext, WorkflowContextView, WorkflowResult, common::error::IncomingError, join,
+};
+use uuid::Uuid;
+
+use crate::contracts::{
+    CheckWmsStock, FulfillmentAccepted, LineProblem, LineQty, OrderInput, RecordOrder,
+    ReleaseOrder, ReserveOrder, ReserveOrderInput, ReserveOutcome, SagaPolicy, SubmitFulfillment,
+    SyncChannels, SyncInput, SyncReport, Transition, TransitionOrder, error_types,
+};
+
+/// Pinned workflow type name.
+pub const ORDER_WORKFLOW_TYPE: &str = "oms.OrderWorkflow";
+
+/// What the `status` query (and the workflow result) tells about an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    /// The order.
+    pub order_id: Uuid,
+    /// Where the saga stands.
+    pub status: OrderStatus,
+    /// Why it is REJECTED or FAILED.
+    pub reason: Option<String>,
+    /// Per-line reasons of a rejection.
+    pub problems: Vec<LineProblem>,
+    /// The warehouse's id, once it accepted the order.
+    pub wms_order_id: Option<String>,
+    /// What the saga did, in order (for people reading the query).
+    pub steps: Vec<String>,
+}
+
+/// One order's saga: record → WMS stock check → reserve all lines → channel
+/// sync ∥ WMS fulfillment → done, or compensate.
+#[workflow]
+pub struct OrderWorkflow {
+    input: OrderInput,
+    view: OrderView,
+}
+
+#[workflow_methods]
+impl OrderWorkflow {
+    /// Sets up the state before any handler can run.
+    #[init]
+    pub fn new(_ctx: &WorkflowContextView, input: OrderInput) -> Self {
+        let view = OrderView {
+            order_id: input.order_id,
+            status: OrderStatus::Received,
+            reason: None,
+            problems: Vec::new(),
+            wms_order_id: None,
+            steps: Vec::new(),
+        };
+        Self { input, view }
+    }
+
+    /// The saga.
+    #[run(name = ORDER_WORKFLOW_TYPE)]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<OrderView> {
+        let input = ctx.state(|s| s.input.clone());
+        let policy = input.policy.clone();
+        let order_id = input.order_id;
+
+        let recorded = ctx
+            .execute_activity(RecordOrder, input.clone(), local_opts(&policy))
+            .await?;
+        if recorded.status != OrderStatus::Received {
+            // An earlier run (past Temporal's id-reuse window) already handled
+            // this order: never allocate twice.
+            step(ctx, format!("duplicate: order already {}", recorded.status));
+            ctx.state_mut(|s| s.view.status = recorded.status);
+            return Ok(view(ctx));
+        }
+        step(ctx, "recorded".into());
+
+        let lines: Vec<LineQty> = input
+            .lines
+            .iter()
+            .map(|l| LineQty {
+                line_no: l.line_no,
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+            })
+            .collect();
+
+        let check = ctx
+            .execute_activity(
+                CheckWmsStock,
+                lines.clone(),
+                remote_opts(&policy, policy.stock_check_deadline_secs),
+            )
+            .await;
+        match check {
+            Ok(problems) if !problems.is_empty() => return reject(ctx, order_id, problems).await,
+            Ok(_) => step(ctx, "wms stock covers the order".into()),
+            // Postgres decides allocation; an unreachable WMS only costs us
+            // the early warning.
+            Err(e) => step(
+                ctx,
+                format!("wms stock check skipped: {}", failure_text(&e)),
+            ),
+        }
+
+        let outcome = ctx
+            .execute_activity(
+                ReserveOrder,
+                ReserveOrderInput { order_id, lines },
+                local_opts(&policy),
+            )
+            .await?;
+        let skus = match outcome {
+            ReserveOutcome::Rejected { problems } => return reject(ctx, order_id, problems).await,
+            ReserveOutcome::Reserved { skus } => skus,
+        };
+        ctx.state_mut(|s| s.view.status = OrderStatus::Reserved);
+        step(ctx, format!("reserved {} SKU(s)", skus.len()));
+
+        // A slow or throttled store must not hold up the warehouse, so both
+        // run at once.
+        let sync = ctx.execute_activity(
+            SyncChannels,
+            SyncInput {
+                order_id,
+                skus: skus.clone(),
+            },
+            remote_opts(&policy, policy.channel_sync_deadline_secs),
+        );
+        let submit = ctx.execute_activity(
+            SubmitFulfillment,
+            order_id,
+            remote_opts(&policy, policy.fulfillment_deadline_secs),
+        );
+        let (synced, submitted) = join!(sync, submit);
+        report_sync(ctx, order_id, &policy, synced).await?;
+
+        match submitted {
+            Ok(FulfillmentAccepted { wms_order_id }) => {
+                step(
+                    ctx,
+                    format!("fulfillment requested: wms order {wms_order_id}"),
+                );
+                ctx.state_mut(|s| {
+                    s.view.status = OrderStatus::FulfillmentRequested;
+                    s.view.wms_order_id = Some(wms_order_id);
+                });
+                Ok(view(ctx))
+            }
+            Err(e) => compensate(ctx, order_id, &policy, failure_text(&e)).await,
+        }
+    }
+
+    /// The order as the saga sees it right now.
+    #[query]
+    pub fn status(&self, _ctx: &WorkflowContextView) -> OrderView {
+        self.view.clone()
+    }
+}
+
+/// The generated marker type of the run method, re-exported so that clients
+/// can name `WorkflowHandle<_, OrderWorkflowRun>`.
+pub use order_workflow::Run as OrderWorkflowRun;
+
+fn view(ctx: &WorkflowContext<OrderWorkflow>) -> OrderView {
+    ctx.state(|s| s.view.clone())
+}
+
+fn step(ctx: &mut WorkflowContext<OrderWorkflow>, what: String) {
+    ctx.state_mut(|s| s.view.steps.push(what));
+}
+
+/// Nothing was reserved: record the rejection and its reasons, notify.
+async fn reject(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    order_id: Uuid,
+    problems: Vec<LineProblem>,
+) -> WorkflowResult<OrderView> {
+    let reason = problems
+        .iter()
+        .map(|p| {
+            format!(
+                "line {} ({}): {}",
+                p.line_no,
+                if p.sku.is_empty() { "no SKU" } else { &p.sku },
+                p.reason
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let policy = ctx.state(|s| s.input.policy.clone());
+    ctx.execute_activity(
+        TransitionOrder,
+        Transition {
+            order_id,
+            to: Some(OrderStatus::Rejected),
+            reason: Some(reason.clone()),
+            notify: Some("order_rejected".into()),
+        },
+        local_opts(&policy),
+    )
+    .await?;
+    step(ctx, format!("rejected: {reason}"));
+    ctx.state_mut(|s| {
+        s.view.status = OrderStatus::Rejected;
+        s.view.reason = Some(reason);
+        s.view.problems = problems;
+    });
+    Ok(view(ctx))
+}
+
+/// The warehouse will not take the order: give the stock back, tell the
+/// channels, mark the order FAILED, notify.
+async fn compensate(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    order_id: Uuid,
+    policy: &SagaPolicy,
+    reason: String,
+) -> WorkflowResult<OrderView> {
+    step(ctx, format!("fulfillment failed: {reason}; compensating"));
+    let skus = ctx
+        .execute_activity(ReleaseOrder, order_id, local_opts(policy))
+        .await?;
+    step(ctx, format!("released {} SKU(s)", skus.len()));
+    let synced = ctx
+        .execute_activity(
+            SyncChannels,
+            SyncInput { order_id, skus },
+            remote_opts(policy, policy.channel_sync_deadline_secs),
+        )
+        .await;
+    report_sync(ctx, order_id, policy, synced).await?;
+    let reason = format!("fulfillment failed: {reason}");
+    ctx.execute_activity(
+        TransitionOrder,
+        Transition {
+            order_id,
+            to: Some(OrderStatus::Failed),
+            reason: Some(reason.clone()),
+            notify: Some("order_failed".into()),
+        },
+        local_opts(policy),
+    )
+    .await?;
+    ctx.state_mut(|s| {
+        s.view.status = OrderStatus::Failed;
+        s.view.reason = Some(reason);
+    });
+    Ok(view(ctx))
+}
+
+/// Records the outcome of a channel sync; a failed sync notifies an operator
+/// but does not fail the order (the next sync of those SKUs repairs the level).
+async fn report_sync(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    order_id: Uuid,
+    policy: &SagaPolicy,
+    synced: Result<SyncReport, ActivityExecutionError>,
+) -> WorkflowResult<()> {
+    let problem = match synced {
+        Ok(report) => {
+            let problems: Vec<String> = report
+                .stores
+                .iter()
+                .flat_map(|s| s.problems.iter().map(move |p| format!("{}: {p}", s.shop)))
+                .collect();
+            let pushed: usize = report.stores.iter().map(|s| s.pushed.len()).sum();
+            step(
+                ctx,
+                format!(
+                    "channels synced: {pushed} level(s) pushed to {} store(s)",
+                    report.stores.len()
+                ),
+            );
+            (!problems.is_empty()).then(|| problems.join("; "))
+        }
+        Err(e) => Some(failure_text(&e)),
+    };
+    if let Some(problem) = problem {
+        step(ctx, format!("channel sync incomplete: {problem}"));
+        ctx.execute_activity(
+            TransitionOrder,
+            Transition {
+                order_id,
+                to: None,
+                reason: Some(format!("channel sync incomplete: {problem}")),
+                notify: Some("channel_sync_failed".into()),
+            },
+            local_opts(policy),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A readable reason from an activity failure: the application failure's
+/// message where there is one, else how the retries ended.
+fn failure_text(e: &ActivityExecutionError) -> String {
+    match e {
+        ActivityExecutionError::Failed(f) => match (f.cause(), f.retry_state()) {
+            (Some(IncomingError::Application(app)), _) => app.to_string(),
+            (_, RetryState::Timeout) => "gave up after its deadline".into(),
+            (_, state) => format!("ended with {state:?}"),
+        },
+        other => other.to_string(),
+    }
+}
+
+fn retry(policy: &SagaPolicy) -> RetryPolicy {
+    RetryPolicy::builder()
+        .initial_interval(Duration::from_millis(policy.initial_retry_millis.max(1)))
+        .backoff_coefficient(2.0)
+        .maximum_interval(Duration::from_secs(policy.max_retry_interval_secs.max(1)))
+        // Bounded by the deadline (remote calls) or unbounded (our database:
+        // an outage is waited out, never turned into a wrong answer).
+        .maximum_attempts(0)
+        .non_retryable_error_types([
+            error_types::WMS_REJECTED,
+            error_types::SHOPIFY_REJECTED,
+            error_types::INVALID_STATE,
+        ])
+        .build()
+}
+
+/// Activities against our own Postgres.
+fn local_opts(policy: &SagaPolicy) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(
+        policy.attempt_timeout_secs.max(1),
+    ))
+    .retry_policy(retry(policy))
+    .build()
+}
+
+/// Activities calling a remote system, retried until `deadline_secs`.
+fn remote_opts(policy: &SagaPolicy, deadline_secs: u64) -> ActivityOptions {
+    ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
+        schedule_to_close: Duration::from_secs(deadline_secs.max(1)),
+        start_to_close: Duration::from_secs(policy.attempt_timeout_secs.max(1)),
+    })
+    .retry_policy(retry(policy))
+    .build()
+}
