@@ -10,5 +10,9 @@ export DATABASE_URL="${OMS_TEST_DATABASE_URL:-postgres://postgres@${OMS_PG_HOST}
 cd "$ROOT"
 log "cargo fmt --check"
 cargo fmt --all --check
+log "cargo build --bins"
+# The crash test runs the real oms-worker binary as a separate process.
+cargo build --workspace --bins
+export OMS_WORKER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/oms-worker"
 log "cargo test"
 cargo test --workspace --no-fail-fast "$@"

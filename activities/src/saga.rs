@@ -336,3 +336,66 @@ async fn push_store(
     }
     (sync, None)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn failure(e: ActivityError) -> Box<ApplicationFailure> {
+        match e {
+            ActivityError::Application(f) => f,
+            other => panic!("expected an application failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn permanent_client_errors_become_non_retryable_failures_of_the_given_type() {
+        let f = failure(client_failure(
+            ClientError::Permanent {
+                service: "wms",
+                status: 400,
+                message: "bad address".into(),
+            },
+            error_types::WMS_REJECTED,
+        ));
+        assert!(f.is_non_retryable());
+        assert_eq!(f.type_name(), Some(error_types::WMS_REJECTED));
+    }
+
+    #[test]
+    fn rate_limits_retry_after_the_servers_delay_and_outages_retry_with_backoff() {
+        let f = failure(client_failure(
+            ClientError::RateLimited {
+                service: "shopify",
+                retry_after: Some(Duration::from_secs(3)),
+            },
+            error_types::SHOPIFY_REJECTED,
+        ));
+        assert!(!f.is_non_retryable());
+        assert_eq!(f.next_retry_delay(), Some(Duration::from_secs(3)));
+        let f = failure(client_failure(
+            ClientError::Transient {
+                service: "wms",
+                message: "timed out".into(),
+            },
+            error_types::WMS_REJECTED,
+        ));
+        assert!(!f.is_non_retryable());
+        assert_eq!(f.next_retry_delay(), None);
+    }
+
+    #[test]
+    fn bad_order_state_is_permanent_and_database_trouble_is_retried() {
+        let f = failure(store_failure(StoreError::OrderNotFound(Uuid::nil())));
+        assert!(f.is_non_retryable());
+        assert_eq!(f.type_name(), Some(error_types::INVALID_STATE));
+        assert!(
+            !failure(store_failure(StoreError::Database(
+                sqlx::Error::PoolTimedOut
+            )))
+            .is_non_retryable()
+        );
+    }
+}

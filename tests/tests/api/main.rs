@@ -5,7 +5,9 @@
 // A failed unwrap is a failed test, with its location: exactly what we want here.
 #![allow(clippy::unwrap_used)]
 
+mod clients;
 mod concurrency;
+mod crash;
 mod fakes;
 mod helpers;
 mod inventory;
