@@ -11,6 +11,14 @@ export OMS_PG_HOST="${OMS_PG_HOST:-127.0.0.1}"
 export OMS_PG_PORT="${OMS_PG_PORT:-5432}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@${OMS_PG_HOST}:${OMS_PG_PORT}/oms}"
 export OMS_API_ADDR="${OMS_API_ADDR:-127.0.0.1:8080}"
+# The local stack: Temporal dev server (UI on 8233), simulator for Shopify and the WMS.
+export TEMPORAL_PORT="${TEMPORAL_PORT:-7233}"
+export TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
+export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-http://127.0.0.1:${TEMPORAL_PORT}}"
+export OMS_SIMULATOR_ADDR="${OMS_SIMULATOR_ADDR:-127.0.0.1:8090}"
+export OMS_WMS_URL="${OMS_WMS_URL:-http://${OMS_SIMULATOR_ADDR}/wms/2026-07}"
+export OMS_SHOPIFY_STORES_FILE="${OMS_SHOPIFY_STORES_FILE:-$ROOT/config/dev-stores.json}"
+TEMPORAL_BIN="$TOOLS_DIR/temporal/bin/temporal"
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }

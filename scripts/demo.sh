@@ -1,15 +1,65 @@
 #!/usr/bin/env bash
-# A short tour of the running API: stock, reserve, sell, release, and errors.
+# A tour of the running stack: the inventory API, then a signed Shopify
+# order webhook that runs the whole saga, then a warehouse rejection that
+# is compensated. Needs the stack from `make run` / `make up`.
 source "$(dirname "$0")/common.sh"
 B="http://$OMS_API_ADDR"
-show() { printf '\n\033[1m$ %s\033[0m\n' "$*"; eval "$@"; echo; }
-
+SIM="http://$OMS_SIMULATOR_ADDR"
+SHOP=store-a.myshopify.com
+SECRET=dev-webhook-secret-a
 SKU=POPULAR-TSHIRT
+step() { printf '\n\033[1;32m### %s\033[0m\n' "$*" >&2; }
+show() { printf '\033[1m$ %s\033[0m\n' "$*" >&2; eval "$@"; echo; }
+
+step "Inventory API (seed 004): set stock, reserve, sell; a token works once"
 show "curl -s -X PATCH $B/product/$SKU/stock -d '{\"stock\": 100}'"
-show "curl -s $B/product/$SKU"
 TOKEN=$(curl -s -X POST "$B/product/$SKU/reserve" | sed -E 's/.*"reservationToken":"([^"]+)".*/\1/')
-log "reserved one unit, token $TOKEN"
 show "curl -s -X POST $B/product/$SKU/sold -d '{\"reservationToken\": \"$TOKEN\"}'"
-show "curl -s -X POST $B/product/$SKU/sold -d '{\"reservationToken\": \"$TOKEN\"}'   # a token works once"
-show "curl -s -X PATCH $B/product/$SKU/stock -d '{\"stock\": -5}'   # bad input is named"
-log "API on $B; try the calls above with other values"
+show "curl -s -X POST $B/product/$SKU/sold -d '{\"reservationToken\": \"$TOKEN\"}'"
+show "curl -s -X PATCH $B/product/$SKU/stock -d '{\"stock\": -5}'"
+
+# send_order SHOPIFY_ID QTY: posts a signed orders/create webhook from store A.
+send_order() {
+  local body
+  body=$(printf '{"id": %s, "name": "#%s", "created_at": "%s", "currency": "EUR", "financial_status": "paid",
+    "line_items": [{"id": %s1, "sku": "%s", "quantity": %s, "price": "19.90", "title": "Popular T-Shirt", "requires_shipping": true}],
+    "shipping_address": {"name": "Ada Lovelace", "address1": "1 Main St", "city": "Berlin", "zip": "10115", "country_code": "DE"}}' \
+    "$1" "${1: -4}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$SKU" "$2")
+  local sig
+  sig=$(printf '%s' "$body" | python3 -c 'import sys,hmac,hashlib,base64; print(base64.b64encode(hmac.new(sys.argv[1].encode(), sys.stdin.buffer.read(), hashlib.sha256).digest()).decode())' "$SECRET")
+  curl -s -X POST "$B/webhooks/shopify" -H 'content-type: application/json' \
+    -H "x-shopify-shop-domain: $SHOP" -H 'x-shopify-topic: orders/create' \
+    -H "x-shopify-hmac-sha256: $sig" -H "x-shopify-webhook-id: demo-$1" --data-binary "$body"
+}
+
+# wait_order SHOPIFY_ID: waits for a final status and prints the order row.
+wait_order() {
+  local q="SELECT status FROM orders WHERE shop_domain = '$SHOP' AND external_id = '$1'"
+  for _ in $(seq 1 120); do
+    case "$(psql "$DATABASE_URL" -tAc "$q" 2>/dev/null)" in
+      FULFILLMENT_REQUESTED|REJECTED|FAILED) break ;;
+    esac
+    sleep 0.5
+  done
+  psql "$DATABASE_URL" -c "SELECT name, status, status_reason, wms_order_id FROM orders WHERE shop_domain = '$SHOP' AND external_id = '$1'" >&2
+  psql "$DATABASE_URL" -c "SELECT h.from_status, h.to_status, h.reason FROM order_status_history h JOIN orders o ON o.id = h.order_id WHERE o.shop_domain = '$SHOP' AND o.external_id = '$1' ORDER BY h.id" >&2
+}
+
+ID=$(date +%s%N | cut -c1-16)
+step "A signed Shopify orders/create webhook for 2 × $SKU (order $ID)"
+show "send_order $ID 2"
+wait_order "$ID"
+show "curl -s $B/product/$SKU"
+step "Channel sync: both stores now show the new available level"
+show "curl -s $SIM/shops/store-a.myshopify.com/inventory"
+show "curl -s $SIM/shops/store-b.myshopify.com/inventory"
+log "workflow in the Temporal UI: http://localhost:$TEMPORAL_UI_PORT/namespaces/default/workflows/order:shopify:$SHOP:$ID"
+
+ID2=$((ID + 1))
+step "The warehouse rejects the next order for good: the saga compensates"
+show "curl -s -X PUT $SIM/control/wms/mode -H 'content-type: application/json' -d '{\"mode\": \"reject\"}'"
+show "send_order $ID2 3"
+wait_order "$ID2"
+show "curl -s $B/product/$SKU"
+show "curl -s -X PUT $SIM/control/wms/mode -H 'content-type: application/json' -d '{\"mode\": \"ok\"}'"
+log "compensated workflow: http://localhost:$TEMPORAL_UI_PORT/namespaces/default/workflows/order:shopify:$SHOP:$ID2"

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Starts the local stack: `stack.sh run` in the foreground (Ctrl-C stops all
-# it started), `stack.sh up` in the background, `stack.sh down` stops it.
-# Pids and logs live in .run/.
+# The local stack: Postgres, Temporal dev server + Web UI, the simulator
+# (two Shopify stores and the WMS), oms-worker and oms-api.
+#   stack.sh run   foreground; Ctrl-C stops everything it started
+#   stack.sh up    background
+#   stack.sh down  stop what `up` started
+# Pids and logs live in .run/; Temporal keeps its data in .run/temporal.db.
 source "$(dirname "$0")/common.sh"
 
 PIDS="$RUN_DIR/pids"
@@ -9,13 +12,15 @@ mode=${1:-run}
 
 stop_all() {
   [ -d "$PIDS" ] || return 0
-  for f in "$PIDS"/*.pid; do
+  # Reverse start order: intake first, Temporal last.
+  for name in api worker simulator temporal; do
+    f="$PIDS/$name.pid"
     [ -e "$f" ] || continue
-    pid=$(cat "$f"); name=$(basename "$f" .pid)
+    pid=$(cat "$f")
     if kill -0 "$pid" 2>/dev/null; then
       log "stopping $name ($pid)"
       kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$f"
@@ -34,6 +39,7 @@ start() {
 }
 
 http_ok() { curl -fsS -o /dev/null "$1"; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 case "$mode" in
   down) stop_all; exit 0 ;;
@@ -44,20 +50,35 @@ esac
 ensure_cargo
 command -v curl >/dev/null || apt_install curl
 "$ROOT/scripts/ensure-postgres.sh"
-log "building"
-(cd "$ROOT" && cargo build --release --bins -q)
+"$ROOT/scripts/ensure-temporal.sh"
+log "building release binaries (the first build takes a few minutes)"
+(cd "$ROOT" && cargo build --release -q -p api -p worker -p simulator)
 mkdir -p "$PIDS"
 [ "$mode" = run ] && trap 'stop_all; exit 0' INT TERM EXIT
 
-# The API creates the database if needed and applies migrations at start-up.
+start temporal "$TEMPORAL_BIN" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" \
+  --ui-port "$TEMPORAL_UI_PORT" --db-filename "$RUN_DIR/temporal.db" --log-level warn
+wait_for 60 port_open "$TEMPORAL_PORT" || { tail -20 "$RUN_DIR/temporal.log"; die "Temporal did not start"; }
+start simulator "$ROOT/target/release/oms-simulator"
+wait_for 30 http_ok "http://$OMS_SIMULATOR_ADDR/control/state" || die "simulator did not start"
+# Both create the database if needed and apply migrations at start-up.
+start worker "$ROOT/target/release/oms-worker"
 start api "$ROOT/target/release/oms-api"
 wait_for 60 http_ok "http://$OMS_API_ADDR/health/ready" || { tail -20 "$RUN_DIR/api.log"; die "api did not become ready"; }
 
 "$ROOT/scripts/demo.sh"
 
+cat >&2 <<MSG
+
+  API            http://$OMS_API_ADDR        (logs: .run/api.log)
+  Temporal UI    http://localhost:$TEMPORAL_UI_PORT  (workflows of namespace 'default')
+  Simulator      http://$OMS_SIMULATOR_ADDR        (GET / lists its endpoints; PUT /control/... makes it fail)
+  Worker         logs: .run/worker.log
+
+MSG
 if [ "$mode" = run ]; then
-  log "running; Ctrl-C stops everything. Logs: .run/*.log"
-  tail -n 0 -F "$RUN_DIR"/*.log &
+  log "running; Ctrl-C stops everything"
+  tail -n 0 -F "$RUN_DIR"/api.log "$RUN_DIR"/worker.log &
   wait
 else
   log "stack is up in the background; 'make down' stops it"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole suite: formatting, then every crate's tests against a real Postgres.
+# The whole suite: formatting, clippy, then every crate's tests against a real
+# Postgres and a private Temporal dev server.
 source "$(dirname "$0")/common.sh"
 ensure_cargo
 "$ROOT/scripts/ensure-postgres.sh"
@@ -10,6 +11,8 @@ export DATABASE_URL="${OMS_TEST_DATABASE_URL:-postgres://postgres@${OMS_PG_HOST}
 cd "$ROOT"
 log "cargo fmt --check"
 cargo fmt --all --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets -q -- -D warnings
 log "cargo build --bins"
 # The crash test runs the real oms-worker binary as a separate process.
 cargo build --workspace --bins

@@ -17,6 +17,9 @@ use wiremock::{
     matchers::{body_string_contains, header, method, path, query_param},
 };
 
+/// Checks that an error was classified as expected.
+type Expect = fn(&ClientError) -> bool;
+
 fn wms_client(server: &MockServer, timeout: Duration) -> WmsClient {
     WmsClient::new(WmsSettings {
         base_url: format!("{}/wms", server.uri()),
@@ -96,7 +99,7 @@ async fn wms_duplicate_reference_counts_as_success_with_the_existing_id() {
 
 #[tokio::test]
 async fn wms_answers_map_to_permanent_rate_limited_and_transient_failures() {
-    let cases: Vec<(ResponseTemplate, fn(&ClientError) -> bool)> = vec![
+    let cases: Vec<(ResponseTemplate, Expect)> = vec![
         (
             ResponseTemplate::new(400).set_body_json(json!({"recipient.address": ["invalid"]})),
             |e| matches!(e, ClientError::Permanent { status: 400, message, .. } if message.contains("invalid")),
@@ -376,7 +379,7 @@ async fn shopify_throttling_and_server_errors_are_retryable_with_the_right_delay
         "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
         "extensions": {"cost": {"requestedQueryCost": 102, "throttleStatus":
             {"maximumAvailable": 1000.0, "currentlyAvailable": 2, "restoreRate": 50.0}}}}));
-    let cases: Vec<(ResponseTemplate, fn(&ClientError) -> bool)> = vec![
+    let cases: Vec<(ResponseTemplate, Expect)> = vec![
         (
             throttled,
             |e| matches!(e, ClientError::RateLimited { retry_after: Some(d), .. } if *d == Duration::from_secs(2)),

@@ -1,0 +1,25 @@
+//! `oms-simulator`: serves the simulated Shopify stores and WMS on
+//! `OMS_SIMULATOR_ADDR` (default `127.0.0.1:8090`) until SIGINT/SIGTERM.
+
+use anyhow::Context;
+use simulator::{DEFAULT_ADDR, Simulator};
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    activities::telemetry::init("oms-simulator");
+    let addr = std::env::var("OMS_SIMULATOR_ADDR")
+        .ok()
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_ADDR.to_string());
+    let listener = TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(addr = ?listener.local_addr().ok(), "simulator listening; GET / lists the endpoints");
+    axum::serve(listener, Simulator::new().router())
+        .with_graceful_shutdown(activities::telemetry::shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("simulator stopped");
+    Ok(())
+}
