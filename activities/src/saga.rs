@@ -295,6 +295,51 @@ impl SagaActivities {
         .await
     }
 
+    /// The warehouse shipped: reserved units become SOLD.
+    #[activity(definition = contracts::SellOrder)]
+    pub async fn sell_order(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        order_id: Uuid,
+    ) -> Result<(), ActivityError> {
+        async {
+            self.store
+                .sell_order(order_id, None)
+                .await
+                .map_err(store_failure)?;
+            tracing::info!("order shipped; reserved units sold");
+            Ok(())
+        }
+        .instrument(span(&ctx, order_id))
+        .await
+    }
+
+    /// Cancels the warehouse order, if the warehouse has one.
+    #[activity(definition = contracts::CancelFulfillment)]
+    pub async fn cancel_fulfillment(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        order_id: Uuid,
+    ) -> Result<(), ActivityError> {
+        async {
+            let order = self
+                .store
+                .fulfillment_order(order_id)
+                .await
+                .map_err(store_failure)?;
+            if let Some(wms_order_id) = &order.wms_order_id {
+                self.wms
+                    .cancel_order(wms_order_id)
+                    .await
+                    .map_err(|e| client_failure(e, error_types::WMS_REJECTED))?;
+                tracing::info!(wms.order_id = %wms_order_id, "warehouse order cancelled");
+            }
+            Ok(())
+        }
+        .instrument(span(&ctx, order_id))
+        .await
+    }
+
     /// Status move, history and notification.
     #[activity(definition = contracts::TransitionOrder)]
     pub async fn transition_order(

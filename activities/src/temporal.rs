@@ -6,7 +6,10 @@ use temporalio_client::{
     Client, ClientOptions, Connection, ConnectionOptions, Url, WorkflowIdConflictPolicy,
     WorkflowIdReusePolicy, WorkflowQueryOptions, WorkflowStartOptions, errors::WorkflowStartError,
 };
-use workflows::{OrderView, OrderWorkflow, contracts::OrderInput};
+use workflows::{
+    OrderView, OrderWorkflow,
+    contracts::{OrderInput, StatusChange},
+};
 
 use crate::config::{ConfigError, var_or};
 
@@ -125,6 +128,55 @@ pub async fn start_order(
             Ok(Started::AlreadyFinished { workflow_id })
         }
         Err(e) => Err(TemporalError::Call(e.to_string())),
+    }
+}
+
+/// Why a status change was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The workflow refused it (illegal now, or another change in progress),
+    /// or applying it failed (e.g. the warehouse would not cancel).
+    #[error("{0}")]
+    Refused(String),
+    /// The order's workflow is closed (it finished in a final status).
+    #[error("the order's workflow has finished")]
+    Finished,
+    /// Temporal could not be reached.
+    #[error(transparent)]
+    Temporal(#[from] TemporalError),
+}
+
+/// Delivers a status change to the order's workflow and waits for its result.
+pub async fn change_status(
+    client: &Client,
+    workflow_id: &str,
+    change: StatusChange,
+) -> Result<OrderView, ChangeError> {
+    use temporalio_client::{WorkflowExecuteUpdateOptions, errors::WorkflowUpdateError};
+    let handle = client.get_workflow_handle::<OrderWorkflow>(workflow_id.to_string());
+    match handle
+        .execute_update(
+            OrderWorkflow::change_status,
+            change,
+            WorkflowExecuteUpdateOptions::default(),
+        )
+        .await
+    {
+        Ok(view) => Ok(view),
+        Err(WorkflowUpdateError::Failed(failure)) => {
+            Err(ChangeError::Refused(failure.message.clone()))
+        }
+        Err(WorkflowUpdateError::NotFound(status)) => Err(ChangeError::Temporal(
+            TemporalError::Call(format!("not found: {}", status.message())),
+        )),
+        Err(e) => {
+            let text = e.to_string();
+            if text.contains("workflow execution already completed") || text.contains("NotFound") {
+                Err(ChangeError::Finished)
+            } else {
+                Err(ChangeError::Temporal(TemporalError::Call(text)))
+            }
+        }
     }
 }
 

@@ -157,6 +157,25 @@ impl WmsClient {
         Err(ClientError::from_status(SERVICE, response).await)
     }
 
+    /// Cancels the warehouse order. An order the warehouse already cancelled
+    /// or no longer knows counts as cancelled; one it refuses to cancel
+    /// (already picked or shipped) is a permanent failure.
+    pub async fn cancel_order(&self, wms_order_id: &str) -> Result<(), ClientError> {
+        let response = self
+            .request(
+                reqwest::Method::POST,
+                &format!("order/{wms_order_id}/cancel"),
+            )
+            .send()
+            .await
+            .map_err(|e| ClientError::transport(SERVICE, &e))?;
+        let status = response.status();
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        Err(ClientError::from_status(SERVICE, response).await)
+    }
+
     async fn existing_order_id(&self, reference: &str) -> Result<String, ClientError> {
         let response = self
             .request(reqwest::Method::GET, "order")

@@ -12,6 +12,25 @@ use axum::{
 use domain::DomainError;
 use serde::Serialize;
 
+/// One offending field of a request.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldError {
+    /// Path of the field, e.g. `lines[2].quantity`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -23,6 +42,31 @@ pub enum ApiError {
         /// What was wrong, for people.
         detail: String,
     },
+    /// Fields of the body or query break rules; every one is named.
+    #[error("invalid request: {}", .0.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; "))]
+    Validation(Vec<FieldError>),
+    /// The Idempotency-Key was already used with another body.
+    #[error("this Idempotency-Key was already used with a different request body")]
+    IdempotencyKeyReused,
+    /// The order could not be allocated (nothing was reserved).
+    #[error("order {order_id} was rejected: {reason}")]
+    OrderRejected {
+        /// The order.
+        order_id: uuid::Uuid,
+        /// One reason per failing line.
+        reason: String,
+    },
+    /// The order's status does not allow the requested move.
+    #[error("an order in {from} cannot become {to}; allowed: {}", allowed(*.from))]
+    IllegalTransition {
+        /// Current status.
+        from: domain::OrderStatus,
+        /// Requested status.
+        to: domain::OrderStatus,
+    },
+    /// The workflow refused or could not apply the change.
+    #[error("{0}")]
+    TransitionRefused(String),
     /// The body exceeds the configured limit.
     #[error("request body exceeds the size limit (OMS_BODY_LIMIT_BYTES)")]
     PayloadTooLarge,
@@ -72,6 +116,17 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use StatusCode as S;
         match self {
+            Self::Validation(_) => (S::BAD_REQUEST, "validation_failed", "Validation failed"),
+            Self::IdempotencyKeyReused => (
+                S::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency key reused",
+            ),
+            Self::OrderRejected { .. } => (S::CONFLICT, "order_rejected", "Order rejected"),
+            Self::IllegalTransition { .. } => {
+                (S::CONFLICT, "illegal_transition", "Illegal transition")
+            }
+            Self::TransitionRefused(_) => (S::CONFLICT, "transition_refused", "Transition refused"),
             Self::BadRequest { code, .. } => (S::BAD_REQUEST, code, "Bad request"),
             Self::PayloadTooLarge => (
                 S::PAYLOAD_TOO_LARGE,
@@ -134,7 +189,17 @@ impl ApiError {
     }
 }
 
-/// RFC 9457 problem details plus our `code`.
+fn allowed(from: domain::OrderStatus) -> String {
+    let next: Vec<&str> = from.requestable_next().iter().map(|s| s.as_str()).collect();
+    if next.is_empty() {
+        "none".into()
+    } else {
+        next.join(", ")
+    }
+}
+
+/// RFC 9457 problem details plus our `code`, and `errors` naming the
+/// offending fields where there are any.
 #[derive(Debug, Serialize)]
 struct Problem<'a> {
     #[serde(rename = "type")]
@@ -143,6 +208,11 @@ struct Problem<'a> {
     status: u16,
     code: &'a str,
     detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldError>,
+    /// Extension members of some problems (e.g. `currentStatus`).
+    #[serde(flatten)]
+    extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl IntoResponse for ApiError {
@@ -158,12 +228,34 @@ impl IntoResponse for ApiError {
             }
             self.to_string()
         };
+        let mut extra = serde_json::Map::new();
+        match &self {
+            Self::IllegalTransition { from, .. } => {
+                extra.insert("currentStatus".into(), from.as_str().into());
+                let next: Vec<&str> = from.requestable_next().iter().map(|s| s.as_str()).collect();
+                extra.insert("allowedStatuses".into(), next.into());
+            }
+            Self::OrderRejected { order_id, reason } => {
+                extra.insert("orderId".into(), order_id.to_string().into());
+                extra.insert(
+                    "reasons".into(),
+                    reason.split("; ").collect::<Vec<_>>().into(),
+                );
+            }
+            _ => {}
+        }
+        let errors = match &self {
+            Self::Validation(fields) => fields.clone(),
+            _ => Vec::new(),
+        };
         let body = Problem {
             kind: format!("urn:oms:problem:{code}"),
             title,
             status: status.as_u16(),
             code,
             detail,
+            errors,
+            extra,
         };
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();

@@ -3,7 +3,7 @@
 //! [`Application`] wires settings, the store and the router together and is
 //! what both the binary and the integration tests start.
 
-mod error;
+pub mod error;
 mod extract;
 mod orchestrator;
 mod routes;

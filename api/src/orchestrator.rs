@@ -3,10 +3,13 @@
 
 use std::sync::Arc;
 
-use activities::temporal::{self, Started, TemporalError, TemporalSettings};
+use activities::temporal::{self, ChangeError, Started, TemporalError, TemporalSettings};
 use temporalio_client::Client;
 use tokio::sync::OnceCell;
-use workflows::contracts::OrderInput;
+use workflows::{
+    OrderView,
+    contracts::{OrderInput, StatusChange},
+};
 
 /// Starts and queries order workflows.
 #[derive(Clone)]
@@ -34,5 +37,15 @@ impl Orchestrator {
     pub async fn start_order(&self, input: OrderInput) -> Result<Started, TemporalError> {
         let client = self.client().await?;
         temporal::start_order(client, &self.settings.task_queue, input).await
+    }
+
+    /// Delivers a status change to the order's workflow; waits for its result.
+    pub async fn change_status(
+        &self,
+        workflow_id: &str,
+        change: StatusChange,
+    ) -> Result<OrderView, ChangeError> {
+        let client = self.client().await?;
+        temporal::change_status(client, workflow_id, change).await
     }
 }

@@ -27,6 +27,8 @@ pub struct Settings {
     pub stores: Vec<StoreSettings>,
     /// Timeouts and retry pacing given to each new order saga.
     pub saga_policy: SagaPolicy,
+    /// Base URL of the Temporal Web UI (for links in order responses).
+    pub temporal_ui_url: String,
 }
 
 impl Settings {
@@ -41,6 +43,7 @@ impl Settings {
             temporal: TemporalSettings::from_env()?,
             stores: stores_from_env()?,
             saga_policy: saga_policy_from_env()?,
+            temporal_ui_url: var_or("OMS_TEMPORAL_UI_URL", "http://localhost:8233".to_string())?,
         })
     }
 }

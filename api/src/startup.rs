@@ -31,6 +31,10 @@ pub struct AppState {
     pub stores: Arc<Vec<StoreSettings>>,
     /// Given to each new saga.
     pub saga_policy: SagaPolicy,
+    /// Base URL of the Temporal Web UI, for links to workflows.
+    pub temporal_ui_url: Arc<str>,
+    /// Temporal namespace, for those links.
+    pub temporal_namespace: Arc<str>,
 }
 
 /// Why the API could not start.
@@ -74,6 +78,13 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         )
         .route("/product/{id}/sold", post(routes::inventory::sold))
         .route("/webhooks/shopify", post(routes::webhooks::shopify))
+        .route(
+            "/orders",
+            post(routes::orders::place).get(routes::orders::list),
+        )
+        .route("/orders/{id}", get(routes::orders::get))
+        .route("/orders/{id}/status", patch(routes::orders::change_status))
+        .route("/products", get(routes::inventory::list_products))
         .route("/health/live", get(routes::health::live))
         .route("/health/ready", get(routes::health::ready))
         .fallback(
@@ -116,6 +127,8 @@ impl Application {
             orchestrator: Orchestrator::new(settings.temporal.clone()),
             stores: Arc::new(settings.stores.clone()),
             saga_policy: settings.saga_policy.clone(),
+            temporal_ui_url: settings.temporal_ui_url.clone().into(),
+            temporal_namespace: settings.temporal.namespace.clone().into(),
         };
         let router = router(state, settings.body_limit_bytes);
         let listener = TcpListener::bind(settings.listen_addr)

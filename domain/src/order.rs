@@ -88,6 +88,19 @@ impl OrderStatus {
         }
     }
 
+    /// The moves a client may request through the orders API. RECEIVED and
+    /// RESERVED belong to the saga, which is still allocating and handing the
+    /// order to the warehouse; from FULFILLMENT_REQUESTED on, the warehouse's
+    /// progress (or a cancellation before shipping) is reported by clients.
+    pub fn requestable_next(self) -> &'static [Self] {
+        use OrderStatus as S;
+        match self {
+            S::FulfillmentRequested => &[S::Shipped, S::Cancelled],
+            S::Shipped => &[S::Delivered],
+            _ => &[],
+        }
+    }
+
     /// Whether `self → to` is a legal transition.
     pub fn can_become(self, to: Self) -> bool {
         self.next().contains(&to)
@@ -195,6 +208,15 @@ mod tests {
         assert!(OrderStatus::Reserved.can_become(OrderStatus::FulfillmentRequested));
         assert!(!OrderStatus::Shipped.can_become(OrderStatus::Cancelled));
         assert!(!OrderStatus::Rejected.can_become(OrderStatus::Reserved));
+        for s in OrderStatus::ALL {
+            for to in s.requestable_next() {
+                assert!(
+                    s.can_become(*to),
+                    "{s} -> {to} is requestable but not legal"
+                );
+            }
+        }
+        assert!(OrderStatus::Reserved.requestable_next().is_empty());
     }
 
     #[test]

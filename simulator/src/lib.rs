@@ -66,6 +66,7 @@ impl Simulator {
                 "/wms/{version}/order",
                 post(wms::create_order).get(wms::find_orders),
             )
+            .route("/wms/{version}/order/{id}/cancel", post(wms::cancel_order))
             .route("/control/state", get(control::state))
             .route("/control/wms/mode", put(control::wms_mode))
             .route("/control/wms/inventory/{sku}", put(control::wms_inventory))
@@ -100,6 +101,7 @@ WMS (OMS base URL = http://HOST:PORT/wms/{version}):
   GET  /wms/{version}/inventory-level?SearchBy=SKU      sellable units (default 1000)
   POST /wms/{version}/order                             create (422 on a reused reference_id)
   GET  /wms/{version}/order?ReferenceIds=R[,R2]         orders by reference
+  POST /wms/{version}/order/{id}/cancel                 cancel an order
   GET  /wms/orders                                      every order received
 
 Control:

@@ -234,6 +234,29 @@ pub(crate) async fn find_orders(
     Json(found).into_response()
 }
 
+/// `POST /wms/{version}/order/{id}/cancel`: marks the order cancelled.
+pub(crate) async fn cancel_order(
+    State(sim): State<Simulator>,
+    axum::extract::Path((_version, id)): axum::extract::Path<(String, u64)>,
+) -> Response {
+    let mut state = sim.state.lock().await;
+    tracing::info!(mode = state.wms.mode.name(), id, "wms cancel order");
+    if state.wms.mode == WmsMode::Down {
+        return unavailable();
+    }
+    match state.wms.orders.iter_mut().find(|o| o.id == id) {
+        Some(order) => {
+            order.status = "Cancelled";
+            Json(json!({ "id": id, "status": "Cancelled" })).into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "message": format!("order {id} not found") })),
+        )
+            .into_response(),
+    }
+}
+
 /// `GET /wms/orders`: the observer's view, answered whatever the mode.
 pub(crate) async fn all_orders(State(sim): State<Simulator>) -> Json<Vec<Order>> {
     Json(sim.state.lock().await.wms.orders.clone())

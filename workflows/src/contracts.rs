@@ -18,6 +18,8 @@ pub mod names {
     pub const SUBMIT_FULFILLMENT: &str = "oms.submit_fulfillment";
     pub const RELEASE_ORDER: &str = "oms.release_order";
     pub const TRANSITION_ORDER: &str = "oms.transition_order";
+    pub const SELL_ORDER: &str = "oms.sell_order";
+    pub const CANCEL_FULFILLMENT: &str = "oms.cancel_fulfillment";
 }
 
 /// `ApplicationFailure` type names raised by activities.
@@ -233,3 +235,19 @@ activity!(
     /// Moves the order's status (and history, and notification).
     TransitionOrder = names::TRANSITION_ORDER, Transition => ()
 );
+activity!(
+    /// The warehouse shipped: the order's reserved units become SOLD.
+    SellOrder = names::SELL_ORDER, Uuid => ()
+);
+activity!(
+    /// Asks the warehouse to cancel the order (nothing to do if it never got it).
+    CancelFulfillment = names::CANCEL_FULFILLMENT, Uuid => ()
+);
+
+/// A client's request to move an order (the `change_status` update).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub to: OrderStatus,
+    /// Why, for the history (optional).
+    pub reason: Option<String>,
+}

@@ -14,9 +14,10 @@ use temporalio_workflow::{
 use uuid::Uuid;
 
 use crate::contracts::{
-    CheckWmsStock, FulfillmentAccepted, LineProblem, LineQty, OrderInput, RecordOrder,
-    ReleaseOrder, ReserveOrder, ReserveOrderInput, ReserveOutcome, SagaPolicy, SubmitFulfillment,
-    SyncChannels, SyncInput, SyncReport, Transition, TransitionOrder, error_types,
+    CancelFulfillment, CheckWmsStock, FulfillmentAccepted, LineProblem, LineQty, OrderInput,
+    RecordOrder, ReleaseOrder, ReserveOrder, ReserveOrderInput, ReserveOutcome, SagaPolicy,
+    SellOrder, StatusChange, SubmitFulfillment, SyncChannels, SyncInput, SyncReport, Transition,
+    TransitionOrder, error_types,
 };
 
 /// Pinned workflow type name.
@@ -45,6 +46,8 @@ pub struct OrderView {
 pub struct OrderWorkflow {
     input: OrderInput,
     view: OrderView,
+    /// A status change is being applied; others are refused meanwhile.
+    busy: bool,
 }
 
 #[workflow_methods]
@@ -60,7 +63,11 @@ impl OrderWorkflow {
             wms_order_id: None,
             steps: Vec::new(),
         };
-        Self { input, view }
+        Self {
+            input,
+            view,
+            busy: false,
+        }
     }
 
     /// The saga.
@@ -152,6 +159,10 @@ impl OrderWorkflow {
                     s.view.status = OrderStatus::FulfillmentRequested;
                     s.view.wms_order_id = Some(wms_order_id);
                 });
+                // The workflow owns the rest of the lifecycle: it stays open
+                // until a `change_status` update delivers or cancels it.
+                ctx.wait_condition(|s| s.view.status.is_final() && !s.busy)
+                    .await?;
                 Ok(view(ctx))
             }
             Err(e) => compensate(ctx, order_id, &policy, failure_text(&e)).await,
@@ -163,6 +174,117 @@ impl OrderWorkflow {
     pub fn status(&self, _ctx: &WorkflowContextView) -> OrderView {
         self.view.clone()
     }
+
+    /// Refuses, before anything is recorded, a move the order cannot make now.
+    #[update_validator(change_status)]
+    fn validate_change_status(
+        &self,
+        _ctx: &WorkflowContextView,
+        change: &StatusChange,
+    ) -> Result<(), UpdateError> {
+        if self.busy {
+            return Err("another status change of this order is in progress".into());
+        }
+        let from = self.view.status;
+        if !from.requestable_next().contains(&change.to) {
+            return Err(format!("an order in {from} cannot become {}", change.to).into());
+        }
+        Ok(())
+    }
+
+    /// Applies a client's status change and answers with the new view:
+    /// SHIPPED sells the reserved units; CANCELLED cancels the warehouse
+    /// order, releases the units and re-syncs the channels; DELIVERED closes
+    /// the order.
+    #[update(name = "change_status")]
+    pub async fn change_status(
+        ctx: &mut WorkflowContext<Self>,
+        change: StatusChange,
+    ) -> Result<OrderView, UpdateError> {
+        ctx.state_mut(|s| s.busy = true);
+        let applied = apply_change(ctx, change).await;
+        ctx.state_mut(|s| s.busy = false);
+        applied.map(|()| view(ctx))
+    }
+}
+
+/// The error type of update handlers and validators.
+type UpdateError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn apply_change(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    change: StatusChange,
+) -> Result<(), UpdateError> {
+    let (order_id, policy) = ctx.state(|s| (s.input.order_id, s.input.policy.clone()));
+    let transition = |to: OrderStatus, notify: Option<&str>| Transition {
+        order_id,
+        to: Some(to),
+        reason: change.reason.clone(),
+        notify: notify.map(str::to_string),
+    };
+    match change.to {
+        OrderStatus::Shipped => {
+            ctx.execute_activity(SellOrder, order_id, local_opts(&policy))
+                .await
+                .map_err(|e| failure_text(&e))?;
+            step(ctx, "shipped: reserved units sold".into());
+        }
+        OrderStatus::Delivered => {
+            ctx.execute_activity(
+                TransitionOrder,
+                transition(OrderStatus::Delivered, None),
+                local_opts(&policy),
+            )
+            .await
+            .map_err(|e| failure_text(&e))?;
+            step(ctx, "delivered".into());
+        }
+        OrderStatus::Cancelled => {
+            let deadline = policy.fulfillment_deadline_secs;
+            ctx.execute_activity(CancelFulfillment, order_id, remote_opts(&policy, deadline))
+                .await
+                .map_err(|e| {
+                    format!(
+                        "the warehouse did not cancel the order: {}",
+                        failure_text(&e)
+                    )
+                })?;
+            let skus = ctx
+                .execute_activity(ReleaseOrder, order_id, local_opts(&policy))
+                .await
+                .map_err(|e| failure_text(&e))?;
+            step(
+                ctx,
+                format!(
+                    "cancelled: warehouse order cancelled, {} SKU(s) released",
+                    skus.len()
+                ),
+            );
+            let synced = ctx
+                .execute_activity(
+                    SyncChannels,
+                    SyncInput { order_id, skus },
+                    remote_opts(&policy, policy.channel_sync_deadline_secs),
+                )
+                .await;
+            report_sync(ctx, order_id, &policy, synced)
+                .await
+                .map_err(|e| e.to_string())?;
+            ctx.execute_activity(
+                TransitionOrder,
+                transition(OrderStatus::Cancelled, Some("order_cancelled")),
+                local_opts(&policy),
+            )
+            .await
+            .map_err(|e| failure_text(&e))?;
+        }
+        other => return Err(format!("{other} cannot be requested").into()),
+    }
+    ctx.state_mut(|s| {
+        s.view.status = change.to;
+        s.view.reason = change.reason.clone();
+    });
+    Ok(())
 }
 
 /// The generated marker type of the run method, re-exported so that clients

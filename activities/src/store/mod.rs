@@ -3,6 +3,7 @@
 mod error;
 mod inventory;
 mod orders;
+mod reads;
 mod reserver;
 
 use std::time::Duration;
@@ -17,6 +18,10 @@ use sqlx::{
 pub use error::StoreError;
 pub use inventory::{ProductStock, Store};
 pub use orders::FulfillmentOrder;
+pub use reads::{
+    OptionalText, OrderCursor, OrderDetail, OrderFilter, OrderLine, OrderReservation, OrderSummary,
+    StatusChangeRecord,
+};
 pub use reserver::ReserverSettings;
 
 /// The schema migrations, embedded at compile time from `migrations/`.

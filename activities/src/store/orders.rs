@@ -338,6 +338,40 @@ impl Store {
         Ok(())
     }
 
+    /// The warehouse shipped the order: its reserved units become SOLD and
+    /// the order SHIPPED, in one transaction (a retry finds it done).
+    pub async fn sell_order(&self, order_id: Uuid, reason: Option<&str>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let from = status_for_update(&mut tx, order_id).await?;
+        if from == OrderStatus::Shipped {
+            return Ok(());
+        }
+        let skus = order_skus(&mut tx, order_id).await?;
+        sqlx::query("SELECT 1 FROM products WHERE sku = ANY($1) ORDER BY sku FOR UPDATE")
+            .bind(&skus)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            r#"
+            WITH r AS (
+                UPDATE reservations SET state = 'SOLD', consumed_at = now()
+                WHERE order_id = $1 AND state = 'RESERVED'
+                RETURNING sku, quantity
+            ),
+            per_sku AS (SELECT sku, sum(quantity)::int4 AS q FROM r GROUP BY sku)
+            UPDATE products p
+            SET sold = p.sold + per_sku.q, reserved = p.reserved - per_sku.q, updated_at = now()
+            FROM per_sku WHERE p.sku = per_sku.sku
+            "#,
+        )
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+        set_status(&mut tx, order_id, from, OrderStatus::Shipped, reason).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// IN_STOCK of each known SKU among `skus`.
     pub async fn in_stock_of(&self, skus: &[String]) -> Result<Vec<(String, i32)>, StoreError> {
         Ok(

@@ -81,3 +81,53 @@ pub async fn sold(
     let token = ReservationToken::parse(&body.reservation_token).map_err(ApiError::invalid)?;
     Ok(Json(state.store.sell(&sku, token).await?))
 }
+
+/// Query of `GET /products`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductsQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// One product in a list.
+#[derive(Debug, Serialize)]
+pub struct ProductDto {
+    sku: String,
+    #[serde(flatten)]
+    levels: StockLevels,
+}
+
+/// A page of products in SKU order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductPage {
+    items: Vec<ProductDto>,
+    next_cursor: Option<String>,
+}
+
+/// Lists products and their levels, in SKU order, with cursor pagination
+/// (the cursor is the last SKU of the previous page).
+pub async fn list_products(
+    State(state): State<AppState>,
+    query: Result<axum::extract::Query<ProductsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ProductPage>, ApiError> {
+    let axum::extract::Query(q) =
+        query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let mut errors = Vec::new();
+    let limit = crate::routes::orders::parse_limit(&mut errors, q.limit.as_deref());
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let (items, next) = state
+        .store
+        .list_products(q.cursor.as_deref(), limit)
+        .await?;
+    Ok(Json(ProductPage {
+        items: items
+            .into_iter()
+            .map(|(sku, levels)| ProductDto { sku, levels })
+            .collect(),
+        next_cursor: next,
+    }))
+}

@@ -2,4 +2,5 @@
 
 pub mod health;
 pub mod inventory;
+pub mod orders;
 pub mod webhooks;

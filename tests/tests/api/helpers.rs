@@ -33,6 +33,7 @@ pub fn test_settings() -> Settings {
         },
         stores: Vec::new(),
         saga_policy: SagaPolicy::default(),
+        temporal_ui_url: "http://localhost:8233".into(),
     }
 }
 

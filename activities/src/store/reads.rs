@@ -1,0 +1,292 @@
+//! Read models for the API: order details, order lists, product lists.
+
+use chrono::{DateTime, Utc};
+use domain::StockLevels;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+
+/// An order with everything a client may ask about it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderDetail {
+    /// Summary fields.
+    #[serde(flatten)]
+    pub summary: OrderSummary,
+    /// Lines as received.
+    pub lines: Vec<OrderLine>,
+    /// Reservations held or once held by the order.
+    pub reservations: Vec<OrderReservation>,
+    /// Every status change, oldest first.
+    pub history: Vec<StatusChangeRecord>,
+}
+
+/// The fields of an order shown in lists.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderSummary {
+    /// Order id.
+    pub id: Uuid,
+    /// `shopify` or `api`.
+    pub channel: String,
+    /// Shopify shop, if any.
+    #[sqlx(try_from = "String")]
+    pub shop: OptionalText,
+    /// The channel's id of the order (Shopify id, or the API idempotency key).
+    pub external_id: String,
+    /// Human name (e.g. `#1001`) or customer reference.
+    pub name: Option<String>,
+    /// Current status.
+    pub status: String,
+    /// Why it is in that status (rejection reasons, WMS id, …).
+    pub status_reason: Option<String>,
+    /// Temporal workflow id.
+    pub workflow_id: String,
+    /// The warehouse's order id, once accepted.
+    pub wms_order_id: Option<String>,
+    /// When the customer placed it on the channel.
+    pub placed_at: Option<DateTime<Utc>>,
+    /// When the OMS recorded it.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Text that is stored as `''` when absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionalText(pub Option<String>);
+
+impl From<String> for OptionalText {
+    fn from(s: String) -> Self {
+        Self((!s.is_empty()).then_some(s))
+    }
+}
+
+impl Serialize for OptionalText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// One order line.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLine {
+    /// Position, from 1.
+    pub line_no: i32,
+    /// SKU as received.
+    pub sku: String,
+    /// Units.
+    pub quantity: i32,
+    /// Unit price as a decimal string.
+    pub unit_price: Option<String>,
+    /// Product title.
+    pub title: Option<String>,
+}
+
+/// One reservation of the order.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderReservation {
+    /// Reservation token.
+    pub token: Uuid,
+    /// Product.
+    pub sku: String,
+    /// Units.
+    pub quantity: i32,
+    /// RESERVED, RELEASED, SOLD or EXPIRED.
+    pub state: String,
+    /// When reserved.
+    pub created_at: DateTime<Utc>,
+    /// When released or sold.
+    pub consumed_at: Option<DateTime<Utc>>,
+}
+
+/// One status change.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChangeRecord {
+    /// Previous status (none for the first).
+    pub from_status: Option<String>,
+    /// New status.
+    pub to_status: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Filters of an order list; every field optional.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this channel.
+    pub channel: Option<String>,
+    /// Created at or after.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_to: Option<DateTime<Utc>>,
+}
+
+/// Position after which a page starts (newest first: created_at, then id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderCursor {
+    /// Creation time of the last item of the previous page.
+    pub created_at: DateTime<Utc>,
+    /// Its id.
+    pub id: Uuid,
+}
+
+const SUMMARY_COLUMNS: &str = "id, channel, shop_domain AS shop, external_id, name, status, status_reason, \
+     workflow_id, wms_order_id, placed_at, created_at, updated_at";
+
+impl Store {
+    /// An order with its lines, reservations and history.
+    pub async fn order_detail(&self, id: Uuid) -> Result<OrderDetail, StoreError> {
+        let summary: OrderSummary = sqlx::query_as(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM orders WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::OrderNotFound(id))?;
+        let lines = sqlx::query_as(
+            "SELECT line_no, sku, quantity, unit_price::text AS unit_price, title FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let reservations = sqlx::query_as(
+            "SELECT token, sku, quantity, state, created_at, consumed_at FROM reservations WHERE order_id = $1 ORDER BY created_at, sku",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let history = sqlx::query_as(
+            "SELECT from_status, to_status, reason, at FROM order_status_history WHERE order_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(OrderDetail {
+            summary,
+            lines,
+            reservations,
+            history,
+        })
+    }
+
+    /// A page of orders, newest first, after `cursor`; at most `limit`.
+    /// Returns the page and the cursor of the next one (if there may be more).
+    pub async fn list_orders(
+        &self,
+        filter: &OrderFilter,
+        cursor: Option<OrderCursor>,
+        limit: i64,
+    ) -> Result<(Vec<OrderSummary>, Option<OrderCursor>), StoreError> {
+        let rows: Vec<OrderSummary> = sqlx::query_as(&format!(
+            r#"
+            SELECT {SUMMARY_COLUMNS} FROM orders
+            WHERE ($1::text IS NULL OR status = $1)
+              AND ($2::text IS NULL OR channel = $2)
+              AND ($3::timestamptz IS NULL OR created_at >= $3)
+              AND ($4::timestamptz IS NULL OR created_at < $4)
+              AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
+            ORDER BY created_at DESC, id DESC
+            LIMIT $7
+            "#
+        ))
+        .bind(&filter.status)
+        .bind(&filter.channel)
+        .bind(filter.created_from)
+        .bind(filter.created_to)
+        .bind(cursor.map(|c| c.created_at))
+        .bind(cursor.map(|c| c.id))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let next = (i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit)
+            .then(|| {
+                rows.last().map(|r| OrderCursor {
+                    created_at: r.created_at,
+                    id: r.id,
+                })
+            })
+            .flatten();
+        Ok((rows, next))
+    }
+
+    /// A page of products in SKU order after `after`; at most `limit`.
+    pub async fn list_products(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<(Vec<(String, StockLevels)>, Option<String>), StoreError> {
+        let rows: Vec<(String, i32, i32, i32)> = sqlx::query_as(
+            "SELECT sku, in_stock, reserved, sold FROM products WHERE ($1::text IS NULL OR sku > $1) ORDER BY sku LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let next = (i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit)
+            .then(|| rows.last().map(|r| r.0.clone()))
+            .flatten();
+        let items = rows
+            .into_iter()
+            .map(|(sku, in_stock, reserved, sold)| {
+                (
+                    sku,
+                    StockLevels {
+                        in_stock,
+                        reserved,
+                        sold,
+                    },
+                )
+            })
+            .collect();
+        Ok((items, next))
+    }
+
+    /// Claims an idempotency key for a request body (by hash) and an order.
+    /// Returns `Ok(true)` if the key is new or was claimed with the same body,
+    /// `Ok(false)` if it was claimed with another body.
+    pub async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        request_hash: &str,
+        order_id: Uuid,
+    ) -> Result<bool, StoreError> {
+        let stored: String = sqlx::query_scalar(
+            r#"
+            WITH ins AS (
+                INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($1, $2, $3)
+                ON CONFLICT (key) DO NOTHING
+                RETURNING request_hash
+            )
+            SELECT request_hash FROM ins
+            UNION ALL
+            SELECT request_hash FROM idempotency_keys WHERE key = $1
+            LIMIT 1
+            "#,
+        )
+        .bind(key)
+        .bind(request_hash)
+        .bind(order_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(stored == request_hash)
+    }
+
+    /// The status of an order, if it exists.
+    pub async fn order_status(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,592 @@
+//! The orders API: placement with idempotency keys, reads, lists, and the
+//! status lifecycle driven through the order's workflow.
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+use wiremock::{
+    Mock, ResponseTemplate,
+    matchers::{method, path, path_regex},
+};
+
+use crate::{
+    helpers::{TestApp, assert_problem, spawn_app},
+    saga_support::{SagaEnv, saga_env},
+    temporal::with_worker,
+};
+
+fn order_body(lines: &[(&str, i64)]) -> Value {
+    json!({
+        "customerReference": "CUST-42",
+        "lines": lines.iter().map(|(sku, q)| json!({"sku": sku, "quantity": q})).collect::<Vec<_>>(),
+        "shippingAddress": {"name": "Grace Hopper", "address1": "2 Harbor Rd", "city": "Hamburg",
+                            "zip": "20095", "countryCode": "de"}
+    })
+}
+
+async fn post_order(
+    app: &TestApp,
+    key: Option<&str>,
+    prefer: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
+    let mut r = app.client.post(app.url("/orders")).json(body);
+    if let Some(k) = key {
+        r = r.header("idempotency-key", k);
+    }
+    if let Some(p) = prefer {
+        r = r.header("prefer", p);
+    }
+    r.send().await.unwrap()
+}
+
+async fn patch_status(app: &TestApp, id: &str, status: &str) -> reqwest::Response {
+    app.client
+        .patch(app.url(&format!("/orders/{id}/status")))
+        .json(&json!({"status": status}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn mount_wms(env: &SagaEnv) {
+    Mock::given(method("POST"))
+        .and(path("/wms/order"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"id": 9001, "status": "Processing"})),
+        )
+        .mount(&env.wms)
+        .await;
+}
+
+#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+async fn placing_an_order_needs_an_idempotency_key_and_names_every_bad_field(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    assert_problem(
+        post_order(&app, None, None, &order_body(&[("A", 1)])).await,
+        400,
+        "idempotency_key_required",
+    )
+    .await;
+    let bad = json!({
+        "customerReference": "",
+        "lines": [{"sku": "", "quantity": 0}, {"sku": "OK", "quantity": 2.5}],
+        "shippingAddress": {"name": "X", "address1": "", "city": "Y", "zip": "1", "countryCode": "Germany"}
+    });
+    let problem = assert_problem(
+        post_order(&app, Some("k-1"), None, &bad).await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "customerReference",
+            "lines[0].sku",
+            "lines[0].quantity",
+            "lines[1].quantity",
+            "shippingAddress.address1",
+            "shippingAddress.countryCode"
+        ]
+    );
+    let unknown_field =
+        json!({"customerReference": "C", "lines": [], "shippingAddress": {}, "coupon": "FREE"});
+    assert_problem(
+        post_order(&app, Some("k-2"), None, &unknown_field).await,
+        400,
+        "invalid_body",
+    )
+    .await;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_keys")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "nothing is recorded for a refused request");
+}
+
+#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+async fn an_idempotency_key_names_one_order_and_a_different_body_is_refused(pool: PgPool) {
+    let env = saga_env(pool.clone()).await;
+    mount_wms(&env).await;
+    env.app.set_stock("IDEM", 10).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let body = order_body(&[("IDEM", 2)]);
+        let first = post_order(&env.app, Some("key-A"), None, &body).await;
+        assert_eq!(first.status(), 202);
+        let location = first.headers()["location"].to_str().unwrap().to_string();
+        let first: Value = first.json().await.unwrap();
+        assert_eq!(
+            location,
+            format!("/orders/{}", first["orderId"].as_str().unwrap())
+        );
+        assert!(
+            first["workflowId"]
+                .as_str()
+                .unwrap()
+                .starts_with("order:api:")
+        );
+
+        // Same key, same body: the same order, sequentially and concurrently.
+        let again: Value = post_order(&env.app, Some("key-A"), None, &body)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(again["orderId"], first["orderId"]);
+        let burst = futures::future::join_all(
+            (0..5).map(|_| post_order(&env.app, Some("key-A"), None, &body)),
+        )
+        .await;
+        for r in burst {
+            assert_eq!(r.status(), 202);
+            assert_eq!(
+                r.json::<Value>().await.unwrap()["orderId"],
+                first["orderId"]
+            );
+        }
+        // Same key, another body: refused.
+        let other = post_order(&env.app, Some("key-A"), None, &order_body(&[("IDEM", 3)])).await;
+        assert_problem(other, 422, "idempotency_key_reused").await;
+
+        let id: Uuid = first["orderId"].as_str().unwrap().parse().unwrap();
+        env.wait_for_status(id, &["FULFILLMENT_REQUESTED"]).await;
+        assert_eq!(env.app.levels("IDEM").await, (8, 2, 0));
+        let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(orders, 1);
+    })
+    .await;
+}
+
+#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+async fn a_client_that_asks_to_wait_gets_the_reservation_outcome(pool: PgPool) {
+    let env = saga_env(pool.clone()).await;
+    mount_wms(&env).await;
+    env.app.set_stock("WAIT", 1).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let ok = post_order(
+            &env.app,
+            Some("wait-1"),
+            Some("wait=20"),
+            &order_body(&[("WAIT", 1)]),
+        )
+        .await;
+        assert_eq!(ok.status(), 201);
+        assert_eq!(ok.headers()["preference-applied"], "wait");
+        let body: Value = ok.json().await.unwrap();
+        assert!(
+            ["RESERVED", "FULFILLMENT_REQUESTED"].contains(&body["status"].as_str().unwrap()),
+            "{body}"
+        );
+        assert_eq!(body["lines"][0]["sku"], "WAIT");
+
+        let short = post_order(
+            &env.app,
+            Some("wait-2"),
+            Some("wait=20"),
+            &order_body(&[("WAIT", 1), ("NOPE", 1)]),
+        )
+        .await;
+        let problem = assert_problem(short, 409, "order_rejected").await;
+        let reasons = problem["reasons"].as_array().unwrap();
+        assert_eq!(reasons.len(), 2, "{problem}");
+        assert!(
+            reasons[0].as_str().unwrap().contains("insufficient stock"),
+            "{problem}"
+        );
+        assert!(
+            reasons[1].as_str().unwrap().contains("unknown"),
+            "{problem}"
+        );
+    })
+    .await;
+}
+
+#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+async fn an_order_runs_from_placement_to_delivered_through_the_api(pool: PgPool) {
+    let env = saga_env(pool.clone()).await;
+    mount_wms(&env).await;
+    env.app.set_stock("LIFE", 5).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let placed: Value = post_order(&env.app, Some("life-1"), None, &order_body(&[("LIFE", 2)]))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let id = placed["orderId"].as_str().unwrap().to_string();
+        env.wait_for_status(id.parse().unwrap(), &["FULFILLMENT_REQUESTED"])
+            .await;
+
+        // Not yet shipped: DELIVERED is illegal, and the answer says what is allowed.
+        let p = assert_problem(
+            patch_status(&env.app, &id, "DELIVERED").await,
+            409,
+            "illegal_transition",
+        )
+        .await;
+        assert_eq!(p["currentStatus"], "FULFILLMENT_REQUESTED");
+        assert_eq!(p["allowedStatuses"], json!(["SHIPPED", "CANCELLED"]));
+        assert_problem(
+            patch_status(&env.app, &id, "LOST").await,
+            400,
+            "validation_failed",
+        )
+        .await;
+
+        let shipped = patch_status(&env.app, &id, "SHIPPED").await;
+        assert_eq!(shipped.status(), 200);
+        let shipped: Value = shipped.json().await.unwrap();
+        assert_eq!(shipped["status"], "SHIPPED");
+        assert_eq!(shipped["reservations"][0]["state"], "SOLD");
+        assert_eq!(env.app.levels("LIFE").await, (3, 0, 2));
+
+        let p = assert_problem(
+            patch_status(&env.app, &id, "CANCELLED").await,
+            409,
+            "illegal_transition",
+        )
+        .await;
+        assert_eq!(p["allowedStatuses"], json!(["DELIVERED"]));
+        let delivered: Value = patch_status(&env.app, &id, "DELIVERED")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(delivered["status"], "DELIVERED");
+        let history: Vec<&str> = delivered["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["toStatus"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            history,
+            [
+                "RECEIVED",
+                "RESERVED",
+                "FULFILLMENT_REQUESTED",
+                "SHIPPED",
+                "DELIVERED"
+            ]
+        );
+        let p = assert_problem(
+            patch_status(&env.app, &id, "SHIPPED").await,
+            409,
+            "illegal_transition",
+        )
+        .await;
+        assert_eq!(p["allowedStatuses"], json!([]));
+        assert!(
+            delivered["temporalUrl"]
+                .as_str()
+                .unwrap()
+                .contains("/workflows/order:api:"),
+            "{delivered}"
+        );
+    })
+    .await;
+}
+
+#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+async fn cancelling_before_shipping_cancels_the_warehouse_order_releases_and_resyncs(pool: PgPool) {
+    let env = saga_env(pool.clone()).await;
+    mount_wms(&env).await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/wms/order/9001/cancel$"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": 9001, "status": "Cancelled"})),
+        )
+        .expect(1)
+        .mount(&env.wms)
+        .await;
+    env.app.set_stock("CANCEL", 6).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let placed: Value = post_order(
+            &env.app,
+            Some("cancel-1"),
+            None,
+            &order_body(&[("CANCEL", 4)]),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        let id = placed["orderId"].as_str().unwrap().to_string();
+        env.wait_for_status(id.parse().unwrap(), &["FULFILLMENT_REQUESTED"])
+            .await;
+        for shop in &env.shops {
+            env.eventually("store at 2", || shop.fake.available("CANCEL") == Some(2))
+                .await;
+        }
+        let cancelled = patch_status(&env.app, &id, "CANCELLED").await;
+        assert_eq!(cancelled.status(), 200);
+        let cancelled: Value = cancelled.json().await.unwrap();
+        assert_eq!(cancelled["status"], "CANCELLED");
+        assert_eq!(cancelled["reservations"][0]["state"], "RELEASED");
+        assert_eq!(env.app.levels("CANCEL").await, (6, 0, 0));
+        for shop in &env.shops {
+            env.eventually("store re-synced to 6", || {
+                shop.fake.available("CANCEL") == Some(6)
+            })
+            .await;
+        }
+        let notes = env.notifications(id.parse().unwrap()).await;
+        assert!(
+            notes.iter().any(|(k, _)| k == "order_cancelled"),
+            "{notes:?}"
+        );
+        assert_problem(
+            patch_status(&env.app, &id, "SHIPPED").await,
+            409,
+            "illegal_transition",
+        )
+        .await;
+    })
+    .await;
+}
+
+#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+async fn a_warehouse_that_refuses_to_cancel_leaves_the_order_as_it_was(pool: PgPool) {
+    let env = saga_env(pool.clone()).await;
+    mount_wms(&env).await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/wms/order/\d+/cancel$"))
+        .respond_with(
+            ResponseTemplate::new(422).set_body_json(json!({"": ["Order already picked"]})),
+        )
+        .expect(1)
+        .mount(&env.wms)
+        .await;
+    env.app.set_stock("PICKED", 3).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let placed: Value = post_order(
+            &env.app,
+            Some("picked-1"),
+            None,
+            &order_body(&[("PICKED", 1)]),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        let id = placed["orderId"].as_str().unwrap().to_string();
+        env.wait_for_status(id.parse().unwrap(), &["FULFILLMENT_REQUESTED"])
+            .await;
+        let p = assert_problem(
+            patch_status(&env.app, &id, "CANCELLED").await,
+            409,
+            "transition_refused",
+        )
+        .await;
+        assert!(
+            p["detail"].as_str().unwrap().contains("already picked"),
+            "{p}"
+        );
+        assert_eq!(env.app.levels("PICKED").await, (2, 1, 0));
+        // It can still ship.
+        assert_eq!(patch_status(&env.app, &id, "SHIPPED").await.status(), 200);
+    })
+    .await;
+}
+
+#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+async fn orders_are_listed_newest_first_with_filters_and_cursor_pagination(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    // Seed the read model directly: this test is about reads, not the saga.
+    let store = activities::store::Store::new(
+        pool.clone(),
+        &activities::store::ReserverSettings::default(),
+    );
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let channel = if i % 2 == 0 {
+            domain::Channel::Api
+        } else {
+            domain::Channel::Shopify
+        };
+        let input = workflows::contracts::OrderInput {
+            order_id: Uuid::new_v4(),
+            channel,
+            shop: (i % 2 == 1).then(|| "store-a.myshopify.com".to_string()),
+            external_id: format!("ext-{i}"),
+            name: Some(format!("#{i}")),
+            currency: None,
+            placed_at: None,
+            lines: vec![workflows::contracts::LineInput {
+                line_no: 1,
+                sku: "X".into(),
+                quantity: 1,
+                unit_price: Some("1.50".into()),
+                external_line_id: None,
+                title: None,
+            }],
+            shipping_address: None,
+            request_id: None,
+            policy: Default::default(),
+        };
+        store
+            .record_order(&input, &format!("wf-{i}"))
+            .await
+            .unwrap();
+        ids.push(input.order_id);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = app.url("/orders?limit=3");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: Value = app
+            .client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        seen.extend(items.iter().map(|o| o["id"].as_str().unwrap().to_string()));
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7, "every order once: {seen:?}");
+    let unique: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), 7);
+
+    let api: Value = app
+        .client
+        .get(app.url("/orders?channel=api&status=RECEIVED"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api["items"].as_array().unwrap().len(), 4);
+    assert!(
+        api["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["channel"] == "api" && o["shop"].is_null())
+    );
+    let future: Value = app
+        .client
+        .get(app.url("/orders?createdFrom=2999-01-01T00:00:00Z"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(future["items"].as_array().unwrap().is_empty());
+
+    let bad = app
+        .client
+        .get(app.url("/orders?status=NOPE&limit=0&createdTo=yesterday&cursor=zzz"))
+        .send()
+        .await
+        .unwrap();
+    let p = assert_problem(bad, 400, "validation_failed").await;
+    let fields: Vec<&str> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["status", "createdTo", "limit", "cursor"]);
+
+    let one: Value = app
+        .client
+        .get(app.url(&format!("/orders/{}", ids[0])))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["lines"][0]["unitPrice"], "1.5000");
+    assert_eq!(one["history"][0]["toStatus"], "RECEIVED");
+    assert_problem(
+        app.client
+            .get(app.url(&format!("/orders/{}", Uuid::new_v4())))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "order_not_found",
+    )
+    .await;
+    assert_problem(
+        app.client
+            .get(app.url("/orders/not-a-uuid"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "invalid_order_id",
+    )
+    .await;
+}
+
+#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+async fn products_are_listed_in_sku_order_with_their_levels(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    for (i, sku) in ["C", "A", "E", "B", "D"].iter().enumerate() {
+        app.set_stock(sku, i as i64).await;
+    }
+    let first: Value = app
+        .client
+        .get(app.url("/products?limit=2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        first["items"],
+        json!([{"sku": "A", "IN_STOCK": 1, "RESERVED": 0, "SOLD": 0}, {"sku": "B", "IN_STOCK": 3, "RESERVED": 0, "SOLD": 0}])
+    );
+    let next = first["nextCursor"].as_str().unwrap();
+    let second: Value = app
+        .client
+        .get(app.url(&format!("/products?limit=3&cursor={next}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let skus: Vec<&str> = second["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sku"].as_str().unwrap())
+        .collect();
+    assert_eq!(skus, ["C", "D", "E"]);
+    assert_problem(
+        app.client
+            .get(app.url("/products?limit=1000"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "validation_failed",
+    )
+    .await;
+}
