@@ -63,3 +63,16 @@ wait_order "$ID2"
 show "curl -s $B/product/$SKU"
 show "curl -s -X PUT $SIM/control/wms/mode -H 'content-type: application/json' -d '{\"mode\": \"ok\"}'"
 log "compensated workflow: http://localhost:$TEMPORAL_UI_PORT/namespaces/default/workflows/order:shopify:$SHOP:$ID2"
+
+KEY="demo-$ID"
+step "The orders API: place an order and wait for its reservation, then ship it"
+show "curl -s -X POST $B/orders -H 'content-type: application/json' -H 'Idempotency-Key: $KEY' -H 'Prefer: wait=10' -d '{\"customerReference\": \"CUST-42\", \"lines\": [{\"sku\": \"$SKU\", \"quantity\": 1}], \"shippingAddress\": {\"name\": \"Grace Hopper\", \"address1\": \"2 Harbor Rd\", \"city\": \"Hamburg\", \"zip\": \"20095\", \"countryCode\": \"DE\"}}' | head -c 300; echo ' …'"
+ORDER=$(curl -s "$B/orders?channel=api&limit=1" | sed -E 's/.*"id":"([0-9a-f-]{36})".*/\1/')
+for _ in $(seq 1 60); do
+  curl -s "$B/orders/$ORDER" | grep -q '"status":"FULFILLMENT_REQUESTED"' && break
+  sleep 0.5
+done
+show "curl -s -X PATCH $B/orders/$ORDER/status -H 'content-type: application/json' -d '{\"status\": \"DELIVERED\"}'"
+show "curl -s -X PATCH $B/orders/$ORDER/status -H 'content-type: application/json' -d '{\"status\": \"SHIPPED\"}' | head -c 300; echo ' …'"
+show "curl -s $B/product/$SKU"
+log "order $ORDER: GET $B/orders/$ORDER shows its lines, reservations and history"

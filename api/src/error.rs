@@ -67,6 +67,15 @@ pub enum ApiError {
     /// The workflow refused or could not apply the change.
     #[error("{0}")]
     TransitionRefused(String),
+    /// The client exceeded its rate.
+    #[error("too many requests; retry after {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until a request will be accepted again.
+        retry_after_secs: u64,
+    },
+    /// Too many requests in flight in this process.
+    #[error("the service is at capacity; retry shortly")]
+    Overloaded,
     /// The body exceeds the configured limit.
     #[error("request body exceeds the size limit (OMS_BODY_LIMIT_BYTES)")]
     PayloadTooLarge,
@@ -117,6 +126,8 @@ impl ApiError {
         use StatusCode as S;
         match self {
             Self::Validation(_) => (S::BAD_REQUEST, "validation_failed", "Validation failed"),
+            Self::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited", "Too many requests"),
+            Self::Overloaded => (S::SERVICE_UNAVAILABLE, "overloaded", "Service at capacity"),
             Self::IdempotencyKeyReused => (
                 S::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",

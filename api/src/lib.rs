@@ -5,6 +5,7 @@
 
 pub mod error;
 mod extract;
+mod limits;
 mod orchestrator;
 mod routes;
 mod settings;
@@ -12,5 +13,6 @@ mod shopify_dto;
 mod startup;
 
 pub use error::ApiError;
+pub use limits::{LimitSettings, Rate};
 pub use settings::Settings;
 pub use startup::{Application, StartupError, router};

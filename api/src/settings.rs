@@ -8,6 +8,8 @@ use activities::{
 };
 use workflows::contracts::SagaPolicy;
 
+use crate::{LimitSettings, Rate};
+
 /// Everything the API process needs, built once at start-up (or by a test).
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -29,6 +31,8 @@ pub struct Settings {
     pub saga_policy: SagaPolicy,
     /// Base URL of the Temporal Web UI (for links in order responses).
     pub temporal_ui_url: String,
+    /// Rate limits and the in-flight bound.
+    pub limits: LimitSettings,
 }
 
 impl Settings {
@@ -44,6 +48,17 @@ impl Settings {
             stores: stores_from_env()?,
             saga_policy: saga_policy_from_env()?,
             temporal_ui_url: var_or("OMS_TEMPORAL_UI_URL", "http://localhost:8233".to_string())?,
+            limits: LimitSettings {
+                client: Rate {
+                    per_second: var_or("OMS_RATE_LIMIT_RPS", 200.0)?,
+                    burst: var_or("OMS_RATE_LIMIT_BURST", 400.0)?,
+                },
+                webhook: Rate {
+                    per_second: var_or("OMS_WEBHOOK_RATE_LIMIT_RPS", 100.0)?,
+                    burst: var_or("OMS_WEBHOOK_RATE_LIMIT_BURST", 200.0)?,
+                },
+                max_in_flight: var_or("OMS_MAX_IN_FLIGHT", 512)?,
+            },
         })
     }
 }

@@ -15,7 +15,9 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{ApiError, Settings, orchestrator::Orchestrator, routes};
+use crate::{
+    ApiError, LimitSettings, Settings, limits::Limiter, orchestrator::Orchestrator, routes,
+};
 use activities::shopify::StoreSettings;
 use std::sync::Arc;
 use workflows::contracts::SagaPolicy;
@@ -56,7 +58,7 @@ pub enum StartupError {
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The API's routes and middleware over `state`.
-pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
+pub fn router(state: AppState, body_limit_bytes: usize, limits: LimitSettings) -> Router {
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
         let request_id = req
             .headers()
@@ -92,6 +94,10 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            Limiter::new(limits),
+            crate::limits::limit,
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -130,7 +136,7 @@ impl Application {
             temporal_ui_url: settings.temporal_ui_url.clone().into(),
             temporal_namespace: settings.temporal.namespace.clone().into(),
         };
-        let router = router(state, settings.body_limit_bytes);
+        let router = router(state, settings.body_limit_bytes, settings.limits.clone());
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .map_err(|source| StartupError::Bind {
@@ -160,7 +166,11 @@ impl Application {
     ) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep_expired(self.store.clone(), self.sweep_interval));
         tracing::info!(addr = ?self.listener.local_addr().ok(), "api listening");
-        let result = axum::serve(self.listener, self.router)
+        // Peer addresses identify clients that send no X-Client-Id.
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
         sweeper.abort();

@@ -95,6 +95,9 @@ async fn start_api(args: &Args, max_batch: usize) -> anyhow::Result<Api> {
         .env("OMS_API_ADDR", format!("127.0.0.1:{}", args.port))
         .env("OMS_RESERVE_MAX_BATCH", max_batch.to_string())
         .env("OMS_DB_MAX_CONNECTIONS", "16")
+        // One load generator is one client: measure the engine, not the limiter.
+        .env("OMS_RATE_LIMIT_RPS", "0")
+        .env("OMS_MAX_IN_FLIGHT", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -34,6 +34,8 @@ pub fn test_settings() -> Settings {
         stores: Vec::new(),
         saga_policy: SagaPolicy::default(),
         temporal_ui_url: "http://localhost:8233".into(),
+        // Concurrency tests send hundreds of requests from one address.
+        limits: api::LimitSettings::unlimited(),
     }
 }
 

@@ -11,6 +11,7 @@ mod crash;
 mod fakes;
 mod helpers;
 mod inventory;
+mod limits;
 mod orders;
 mod saga;
 mod saga_support;
