@@ -89,9 +89,6 @@ impl Limiter {
 
     /// Takes a token from `key`'s bucket, or says how long until one is there.
     fn take(&self, key: String, rate: Rate) -> Result<(), Duration> {
-        if rate.per_second <= 0.0 {
-            return Ok(());
-        }
         let now = Instant::now();
         let mut buckets = self
             .buckets
@@ -126,34 +123,43 @@ pub async fn limit(State(limiter): State<Limiter>, request: Request, next: Next)
     if path.starts_with("/health/") {
         return next.run(request).await;
     }
-    let (key, rate) = if path == "/webhooks/shopify" {
-        let shop = header(&request, "x-shopify-shop-domain")
-            .unwrap_or("unknown")
-            .to_ascii_lowercase();
-        (format!("shop:{shop}"), limiter.settings.webhook)
+    let webhook = path == "/webhooks/shopify";
+    let rate = if webhook {
+        limiter.settings.webhook
     } else {
-        let client = header(&request, "x-client-id")
-            .map(str::to_string)
-            .unwrap_or_else(|| {
-                request
-                    .extensions()
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
-            });
-        (format!("client:{client}"), limiter.settings.client)
+        limiter.settings.client
     };
-    if let Err(wait) = limiter.take(key, rate) {
-        let secs = wait.as_secs_f64().ceil().max(1.0);
-        let mut response = ApiError::RateLimited {
-            retry_after_secs: secs as u64,
+    // Disabled limits cost nothing on the hot path: no key is built.
+    if rate.per_second > 0.0 {
+        let key = if webhook {
+            let shop = header(&request, "x-shopify-shop-domain")
+                .unwrap_or("unknown")
+                .to_ascii_lowercase();
+            format!("shop:{shop}")
+        } else {
+            let client = header(&request, "x-client-id")
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    request
+                        .extensions()
+                        .get::<ConnectInfo<SocketAddr>>()
+                        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
+                });
+            format!("client:{client}")
+        };
+        if let Err(wait) = limiter.take(key, rate) {
+            let secs = wait.as_secs_f64().ceil().max(1.0);
+            let mut response = ApiError::RateLimited {
+                retry_after_secs: secs as u64,
+            }
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("{secs}")) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+            return response;
         }
-        .into_response();
-        if let Ok(v) = HeaderValue::from_str(&format!("{secs}")) {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, v);
-        }
-        return response;
     }
     let _permit = match &limiter.in_flight {
         Some(semaphore) => match semaphore.clone().try_acquire_owned() {

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use domain::{OrderStatus, Sku};
+use domain::{OrderStatus, ReservationState, Sku};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 use workflows::contracts::{Address, LineProblem, LineQty, OrderInput, ReserveOutcome};
@@ -218,27 +218,7 @@ impl Store {
     /// SKU the order touched (released now or earlier), for the re-sync.
     pub async fn release_order(&self, order_id: Uuid) -> Result<Vec<String>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let skus = order_skus(&mut tx, order_id).await?;
-        sqlx::query("SELECT 1 FROM products WHERE sku = ANY($1) ORDER BY sku FOR UPDATE")
-            .bind(&skus)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            r#"
-            WITH r AS (
-                UPDATE reservations SET state = 'RELEASED', consumed_at = now()
-                WHERE order_id = $1 AND state = 'RESERVED'
-                RETURNING sku, quantity
-            ),
-            per_sku AS (SELECT sku, sum(quantity)::int4 AS q FROM r GROUP BY sku)
-            UPDATE products p
-            SET in_stock = p.in_stock + per_sku.q, reserved = p.reserved - per_sku.q, updated_at = now()
-            FROM per_sku WHERE p.sku = per_sku.sku
-            "#,
-        )
-        .bind(order_id)
-        .execute(&mut *tx)
-        .await?;
+        let skus = end_reservations(&mut tx, order_id, ReservationState::Released).await?;
         tx.commit().await?;
         Ok(skus)
     }
@@ -346,27 +326,7 @@ impl Store {
         if from == OrderStatus::Shipped {
             return Ok(());
         }
-        let skus = order_skus(&mut tx, order_id).await?;
-        sqlx::query("SELECT 1 FROM products WHERE sku = ANY($1) ORDER BY sku FOR UPDATE")
-            .bind(&skus)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            r#"
-            WITH r AS (
-                UPDATE reservations SET state = 'SOLD', consumed_at = now()
-                WHERE order_id = $1 AND state = 'RESERVED'
-                RETURNING sku, quantity
-            ),
-            per_sku AS (SELECT sku, sum(quantity)::int4 AS q FROM r GROUP BY sku)
-            UPDATE products p
-            SET sold = p.sold + per_sku.q, reserved = p.reserved - per_sku.q, updated_at = now()
-            FROM per_sku WHERE p.sku = per_sku.sku
-            "#,
-        )
-        .bind(order_id)
-        .execute(&mut *tx)
-        .await?;
+        end_reservations(&mut tx, order_id, ReservationState::Sold).await?;
         set_status(&mut tx, order_id, from, OrderStatus::Shipped, reason).await?;
         tx.commit().await?;
         Ok(())
@@ -448,6 +408,49 @@ async fn order_skus(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect())
+}
+
+/// Ends the order's open reservations in `to`: RELEASED gives the units back
+/// to IN_STOCK, SOLD moves them to SOLD. Products are locked first, in SKU
+/// order, like every multi-product write. Returns the order's SKUs.
+async fn end_reservations(
+    tx: &mut Transaction<'_, Postgres>,
+    order_id: Uuid,
+    to: ReservationState,
+) -> Result<Vec<String>, StoreError> {
+    let skus = order_skus(tx, order_id).await?;
+    sqlx::query("SELECT 1 FROM products WHERE sku = ANY($1) ORDER BY sku FOR UPDATE")
+        .bind(&skus)
+        .execute(&mut **tx)
+        .await?;
+    let (to_in_stock, to_sold) = if to == ReservationState::Sold {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    sqlx::query(
+        r#"
+        WITH r AS (
+            UPDATE reservations SET state = $2, consumed_at = now()
+            WHERE order_id = $1 AND state = 'RESERVED'
+            RETURNING sku, quantity
+        ),
+        per_sku AS (SELECT sku, sum(quantity)::int4 AS q FROM r GROUP BY sku)
+        UPDATE products p
+        SET in_stock = p.in_stock + per_sku.q * $3,
+            sold = p.sold + per_sku.q * $4,
+            reserved = p.reserved - per_sku.q,
+            updated_at = now()
+        FROM per_sku WHERE p.sku = per_sku.sku
+        "#,
+    )
+    .bind(order_id)
+    .bind(to.as_str())
+    .bind(to_in_stock)
+    .bind(to_sold)
+    .execute(&mut **tx)
+    .await?;
+    Ok(skus)
 }
 
 async fn set_status(
