@@ -7,7 +7,7 @@ use temporalio_client::{
     WorkflowIdReusePolicy, WorkflowQueryOptions, WorkflowStartOptions, errors::WorkflowStartError,
 };
 use workflows::{
-    OrderView, OrderWorkflow,
+    ChannelSyncInput, ChannelSyncWorkflow, OrderView, OrderWorkflow,
     contracts::{OrderInput, StatusChange},
 };
 
@@ -129,6 +129,21 @@ pub async fn start_order(
         }
         Err(e) => Err(TemporalError::Call(e.to_string())),
     }
+}
+
+/// Starts a workflow that pushes the current level of `skus` to every store.
+pub async fn start_channel_sync(
+    client: &Client,
+    task_queue: &str,
+    input: ChannelSyncInput,
+) -> Result<String, TemporalError> {
+    let workflow_id = format!("sync:{}:{}", input.skus.join(","), input.reference);
+    let options = WorkflowStartOptions::new(task_queue, workflow_id.clone()).build();
+    client
+        .start_workflow(ChannelSyncWorkflow::run, input, options)
+        .await
+        .map_err(|e| TemporalError::Call(e.to_string()))?;
+    Ok(workflow_id)
 }
 
 /// Why a status change was not applied.

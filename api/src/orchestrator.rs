@@ -39,6 +39,21 @@ impl Orchestrator {
         temporal::start_order(client, &self.settings.task_queue, input).await
     }
 
+    /// Starts pushing the current level of `sku` to every store.
+    pub async fn start_channel_sync(
+        &self,
+        sku: &str,
+        policy: workflows::contracts::SagaPolicy,
+    ) -> Result<String, TemporalError> {
+        let client = self.client().await?;
+        let input = workflows::ChannelSyncInput {
+            skus: vec![sku.to_string()],
+            reference: uuid::Uuid::new_v4(),
+            policy,
+        };
+        temporal::start_channel_sync(client, &self.settings.task_queue, input).await
+    }
+
     /// Delivers a status change to the order's workflow; waits for its result.
     pub async fn change_status(
         &self,

@@ -18,7 +18,7 @@ use temporalio_sdk::{
     Runtime, Worker, WorkerOptions,
     runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
 };
-use workflows::OrderWorkflow;
+use workflows::{ChannelSyncWorkflow, OrderWorkflow};
 
 /// Everything the worker needs.
 #[derive(Debug, Clone)]
@@ -149,6 +149,8 @@ pub async fn run_with_pool(
         .tuner(tuner)
         .graceful_shutdown_period(Duration::from_secs(20))
         .register_workflow::<OrderWorkflow>()
+        .map_err(|e| WorkerError::Sdk(e.to_string()))?
+        .register_workflow::<ChannelSyncWorkflow>()
         .map_err(|e| WorkerError::Sdk(e.to_string()))?
         .register_activities(SagaActivities::new(store, wms, shops))
         .build();

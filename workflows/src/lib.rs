@@ -9,5 +9,7 @@
 
 pub mod contracts;
 mod order;
+mod sync;
 
 pub use order::{ORDER_WORKFLOW_TYPE, OrderView, OrderWorkflow, OrderWorkflowRun};
+pub use sync::{CHANNEL_SYNC_WORKFLOW_TYPE, ChannelSyncInput, ChannelSyncWorkflow};

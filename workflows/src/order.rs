@@ -424,7 +424,7 @@ async fn report_sync(
 
 /// A readable reason from an activity failure: the application failure's
 /// message where there is one, else how the retries ended.
-fn failure_text(e: &ActivityExecutionError) -> String {
+pub(crate) fn failure_text(e: &ActivityExecutionError) -> String {
     match e {
         ActivityExecutionError::Failed(f) => match (f.cause(), f.retry_state()) {
             (Some(IncomingError::Application(app)), _) => app.to_string(),
@@ -461,7 +461,7 @@ fn local_opts(policy: &SagaPolicy) -> ActivityOptions {
 }
 
 /// Activities calling a remote system, retried until `deadline_secs`.
-fn remote_opts(policy: &SagaPolicy, deadline_secs: u64) -> ActivityOptions {
+pub(crate) fn remote_opts(policy: &SagaPolicy, deadline_secs: u64) -> ActivityOptions {
     ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
         schedule_to_close: Duration::from_secs(deadline_secs.max(1)),
         start_to_close: Duration::from_secs(policy.attempt_timeout_secs.max(1)),

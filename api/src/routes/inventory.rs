@@ -1,6 +1,6 @@
 //! The stock reservation API of seed 004; the product id is the SKU.
 
-use axum::{Json, extract::State};
+use axum::{Json, extract::State, http::HeaderMap};
 use domain::{ReservationToken, StockLevels, StockQuantity};
 use serde::{Deserialize, Serialize};
 
@@ -31,17 +31,36 @@ pub struct ReservationDto {
     reservation_token: ReservationToken,
 }
 
-/// Sets IN_STOCK, creating the product if needed; answers the new levels.
+/// Sets IN_STOCK, creating the product if needed; answers the new levels and
+/// starts pushing the new level to every store. The push is best effort here
+/// (the stock is set either way); `x-channel-sync` says whether it started.
 pub async fn set_stock(
     State(state): State<AppState>,
     ProductId(sku): ProductId,
     JsonBody(body): JsonBody<SetStockDto>,
-) -> Result<Json<StockLevels>, ApiError> {
+) -> Result<(HeaderMap, Json<StockLevels>), ApiError> {
     let stock = StockQuantity::try_from(&body.stock)
         .map_err(|e| ApiError::bad_request("invalid_stock", e.to_string()))?;
     let levels = state.store.set_stock(&sku, stock).await?;
-    tracing::info!(sku = %sku, in_stock = levels.in_stock, "stock set");
-    Ok(Json(levels))
+    let sync = if state.stores.is_empty() {
+        "none"
+    } else {
+        match state
+            .orchestrator
+            .start_channel_sync(sku.as_str(), state.saga_policy.clone())
+            .await
+        {
+            Ok(_) => "started",
+            Err(e) => {
+                tracing::warn!(sku = %sku, error = %e, "channel sync not started; the next order's sync will carry the level");
+                "unavailable"
+            }
+        }
+    };
+    tracing::info!(sku = %sku, in_stock = levels.in_stock, channel_sync = sync, "stock set");
+    let mut headers = HeaderMap::new();
+    headers.insert("x-channel-sync", axum::http::HeaderValue::from_static(sync));
+    Ok((headers, Json(levels)))
 }
 
 /// The product's three levels, or 404.

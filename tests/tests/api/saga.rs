@@ -332,8 +332,14 @@ async fn two_products_one_short_reserve_nothing_and_every_problem_is_named(pool:
             "{message}"
         );
         assert!(message.contains("line 3 (no SKU)"), "{message}");
-        // Nothing was pushed to the stores: no level changed.
-        assert!(env.shops.iter().all(|s| s.fake.sets().is_empty()));
+        // The stores only ever saw the levels set through the stock API: the
+        // rejection pushed nothing new.
+        for shop in &env.shops {
+            for (sku, level) in shop.fake.sets() {
+                let expected = if sku == "PLENTY" { 50 } else { 1 };
+                assert_eq!(level, expected, "{sku} pushed at {level}");
+            }
+        }
     })
     .await;
 }
@@ -463,6 +469,24 @@ async fn the_workflow_answers_a_status_query(pool: PgPool) {
             "{:?}",
             view.steps
         );
+    })
+    .await;
+}
+
+#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+async fn setting_stock_pushes_the_new_level_to_every_store(pool: PgPool) {
+    let env = saga_env(pool.clone()).await;
+    env.shops[0].fake.set_available("RESTOCK", 3);
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let r = env.app.set_stock("RESTOCK", 40).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-channel-sync"], "started");
+        for shop in &env.shops {
+            env.eventually("store shows the new level", || {
+                shop.fake.available("RESTOCK") == Some(40)
+            })
+            .await;
+        }
     })
     .await;
 }
