@@ -49,6 +49,23 @@ async fn patch_status(app: &TestApp, id: &str, status: &str) -> reqwest::Respons
         .unwrap()
 }
 
+/// Places an order through the API and waits until the WMS has it.
+async fn place_until_fulfillment_requested(
+    env: &SagaEnv,
+    key: &str,
+    lines: &[(&str, i64)],
+) -> String {
+    let placed: Value = post_order(&env.app, Some(key), None, &order_body(lines))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = placed["orderId"].as_str().unwrap().to_string();
+    env.wait_for_status(id.parse().unwrap(), &["FULFILLMENT_REQUESTED"])
+        .await;
+    id
+}
+
 async fn mount_wms(env: &SagaEnv) {
     Mock::given(method("POST"))
         .and(path("/wms/order"))
@@ -217,14 +234,7 @@ async fn an_order_runs_from_placement_to_delivered_through_the_api(pool: PgPool)
     mount_wms(&env).await;
     env.app.set_stock("LIFE", 5).await;
     with_worker(env.worker.clone(), pool.clone(), async {
-        let placed: Value = post_order(&env.app, Some("life-1"), None, &order_body(&[("LIFE", 2)]))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let id = placed["orderId"].as_str().unwrap().to_string();
-        env.wait_for_status(id.parse().unwrap(), &["FULFILLMENT_REQUESTED"])
-            .await;
+        let id = place_until_fulfillment_requested(&env, "life-1", &[("LIFE", 2)]).await;
 
         // Not yet shipped: DELIVERED is illegal, and the answer says what is allowed.
         let p = assert_problem(
@@ -310,19 +320,7 @@ async fn cancelling_before_shipping_cancels_the_warehouse_order_releases_and_res
         .await;
     env.app.set_stock("CANCEL", 6).await;
     with_worker(env.worker.clone(), pool.clone(), async {
-        let placed: Value = post_order(
-            &env.app,
-            Some("cancel-1"),
-            None,
-            &order_body(&[("CANCEL", 4)]),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-        let id = placed["orderId"].as_str().unwrap().to_string();
-        env.wait_for_status(id.parse().unwrap(), &["FULFILLMENT_REQUESTED"])
-            .await;
+        let id = place_until_fulfillment_requested(&env, "cancel-1", &[("CANCEL", 4)]).await;
         for shop in &env.shops {
             env.eventually("store at 2", || shop.fake.available("CANCEL") == Some(2))
                 .await;
@@ -368,19 +366,7 @@ async fn a_warehouse_that_refuses_to_cancel_leaves_the_order_as_it_was(pool: PgP
         .await;
     env.app.set_stock("PICKED", 3).await;
     with_worker(env.worker.clone(), pool.clone(), async {
-        let placed: Value = post_order(
-            &env.app,
-            Some("picked-1"),
-            None,
-            &order_body(&[("PICKED", 1)]),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-        let id = placed["orderId"].as_str().unwrap().to_string();
-        env.wait_for_status(id.parse().unwrap(), &["FULFILLMENT_REQUESTED"])
-            .await;
+        let id = place_until_fulfillment_requested(&env, "picked-1", &[("PICKED", 1)]).await;
         let p = assert_problem(
             patch_status(&env.app, &id, "CANCELLED").await,
             409,
