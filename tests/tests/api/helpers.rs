@@ -152,5 +152,29 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str
         body["detail"].as_str().is_some_and(|d| !d.is_empty()),
         "detail in {body}"
     );
+    // The shape every error shares (RFC 9457 plus `code`, and `errors` only
+    // as a list of named fields).
+    assert_eq!(
+        body["type"],
+        format!("urn:oms:problem:{code}"),
+        "type in {body}"
+    );
+    assert!(
+        body["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "title in {body}"
+    );
+    if let Some(errors) = body.get("errors") {
+        let errors = errors.as_array().expect("errors is a list");
+        assert!(
+            !errors.is_empty(),
+            "errors, when present, names fields: {body}"
+        );
+        for e in errors {
+            assert!(
+                e["field"].as_str().is_some() && e["message"].as_str().is_some(),
+                "field error {e}"
+            );
+        }
+    }
     body
 }
