@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run up down test bench migrate lint fmt
+.PHONY: help run up down test bench migrate postman lint fmt
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ bench: ## measure reserve throughput against a pgbench baseline; writes BENCHMAR
 
 migrate: ## apply database migrations to $$DATABASE_URL
 	@source scripts/common.sh && bash scripts/ensure-postgres.sh && cargo run -q -p api --bin oms-api -- migrate
+
+postman: ## regenerate the committed Postman collection from the OpenAPI document
+	@mkdir -p postman && cargo run -q -p api --bin oms-api -- postman > postman/oms.postman_collection.json
 
 lint: ## clippy with warnings as errors
 	cargo clippy --workspace --all-targets -- -D warnings

@@ -13,7 +13,7 @@ use domain::DomainError;
 use serde::Serialize;
 
 /// One offending field of a request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// Path of the field, e.g. `lines[2].quantity`.
     pub field: String,

@@ -6,6 +6,7 @@
 pub mod error;
 mod extract;
 mod limits;
+pub mod openapi;
 mod orchestrator;
 mod routes;
 mod settings;

@@ -14,6 +14,7 @@ use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
+use utoipa_scalar::Servable as _;
 
 use crate::{
     ApiError, LimitSettings, Settings, limits::Limiter, orchestrator::Orchestrator, routes,
@@ -87,6 +88,14 @@ pub fn router(state: AppState, body_limit_bytes: usize, limits: LimitSettings) -
         .route("/orders/{id}", get(routes::orders::get))
         .route("/orders/{id}/status", patch(routes::orders::change_status))
         .route("/products", get(routes::inventory::list_products))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi()) }),
+        )
+        .merge(utoipa_scalar::Scalar::with_url(
+            "/docs",
+            <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi(),
+        ))
         .route("/health/live", get(routes::health::live))
         .route("/health/ready", get(routes::health::ready))
         .fallback(

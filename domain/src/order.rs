@@ -28,7 +28,9 @@ impl Channel {
 
 /// The lifecycle of an order. The workflow is its one owner; Postgres keeps a
 /// copy and the history of transitions for reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     /// Recorded; stock not yet allocated.

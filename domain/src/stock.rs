@@ -2,7 +2,17 @@
 /// units held by open reservations, and units sold.
 ///
 /// Serialized with the exact field names the inventory API promises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 pub struct StockLevels {
     /// Units that can still be reserved.
     #[serde(rename = "IN_STOCK")]

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{Store, StoreError};
 
 /// An order with everything a client may ask about it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderDetail {
     /// Summary fields.
@@ -23,7 +23,7 @@ pub struct OrderDetail {
 }
 
 /// The fields of an order shown in lists.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderSummary {
     /// Order id.
@@ -32,6 +32,7 @@ pub struct OrderSummary {
     pub channel: String,
     /// Shopify shop, if any.
     #[sqlx(try_from = "String")]
+    #[schema(value_type = Option<String>)]
     pub shop: OptionalText,
     /// The channel's id of the order (Shopify id, or the API idempotency key).
     pub external_id: String,
@@ -70,7 +71,7 @@ impl Serialize for OptionalText {
 }
 
 /// One order line.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderLine {
     /// Position, from 1.
@@ -86,7 +87,7 @@ pub struct OrderLine {
 }
 
 /// One reservation of the order.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderReservation {
     /// Reservation token.
@@ -104,7 +105,7 @@ pub struct OrderReservation {
 }
 
 /// One status change.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusChangeRecord {
     /// Previous status (none for the first).

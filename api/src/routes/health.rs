@@ -3,11 +3,13 @@ use serde_json::json;
 
 use crate::startup::AppState;
 
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200)))]
 /// Liveness: the process answers.
 pub async fn live() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200), (status = 503)))]
 /// Readiness: the database answers too; load balancers stop sending work
 /// while it does not.
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {

@@ -12,25 +12,36 @@ use crate::{
 
 /// Body of `PATCH /product/{id}/stock`. The number is kept raw so a
 /// fraction or an out-of-range value gets its own message.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SetStockDto {
+    /// Units available to sell: a whole number from 0 to 1,000,000,000.
+    #[schema(value_type = i64, minimum = 0, maximum = 1_000_000_000)]
     stock: serde_json::Number,
 }
 
 /// Body of `unreserve` and `sold`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenDto {
+    /// The token `reserve` returned.
+    #[schema(format = Uuid)]
     reservation_token: String,
 }
 
 /// Answer of `reserve`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReservationDto {
+    /// Proof of the reservation; needed to sell or release the unit.
+    #[schema(value_type = String, format = Uuid)]
     reservation_token: ReservationToken,
 }
 
+#[utoipa::path(patch, path = "/product/{id}/stock", tag = "inventory", params(("id" = String, Path, description = "The product id (SKU)")),
+    request_body = SetStockDto,
+    responses((status = 200, description = "The new levels; `x-channel-sync` tells whether the stores are being updated", body = StockLevels),
+        (status = 400, description = "Malformed id or body", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 /// Sets IN_STOCK, creating the product if needed; answers the new levels and
 /// starts pushing the new level to every store. The push is best effort here
 /// (the stock is set either way); `x-channel-sync` says whether it started.
@@ -63,6 +74,9 @@ pub async fn set_stock(
     Ok((headers, Json(levels)))
 }
 
+#[utoipa::path(get, path = "/product/{id}", tag = "inventory", params(("id" = String, Path, description = "The product id (SKU)")),
+    responses((status = 200, body = StockLevels),
+        (status = 404, description = "No such product", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 /// The product's three levels, or 404.
 pub async fn get_product(
     State(state): State<AppState>,
@@ -71,6 +85,10 @@ pub async fn get_product(
     Ok(Json(state.store.levels(&sku).await?))
 }
 
+#[utoipa::path(post, path = "/product/{id}/reserve", tag = "inventory", params(("id" = String, Path, description = "The product id (SKU)")),
+    responses((status = 200, body = ReservationDto),
+        (status = 404, description = "No such product", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Out of stock", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 /// Reserves one unit. 409 when IN_STOCK is 0: the request is well-formed
 /// and may succeed later, it conflicts with the product's current state.
 pub async fn reserve(
@@ -81,6 +99,12 @@ pub async fn reserve(
     Ok(Json(ReservationDto { reservation_token }))
 }
 
+#[utoipa::path(post, path = "/product/{id}/unreserve", tag = "inventory", params(("id" = String, Path, description = "The product id (SKU)")),
+    request_body = TokenDto,
+    responses((status = 200, description = "The new levels", body = StockLevels),
+        (status = 400, description = "Malformed id or body", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown product or token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Token already used", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 /// Gives a reserved unit back to IN_STOCK.
 pub async fn unreserve(
     State(state): State<AppState>,
@@ -91,6 +115,12 @@ pub async fn unreserve(
     Ok(Json(state.store.unreserve(&sku, token).await?))
 }
 
+#[utoipa::path(post, path = "/product/{id}/sold", tag = "inventory", params(("id" = String, Path, description = "The product id (SKU)")),
+    request_body = TokenDto,
+    responses((status = 200, description = "The new levels", body = StockLevels),
+        (status = 400, description = "Malformed id or body", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown product or token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Token already used", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 /// Moves a reserved unit to SOLD.
 pub async fn sold(
     State(state): State<AppState>,
@@ -102,15 +132,16 @@ pub async fn sold(
 }
 
 /// Query of `GET /products`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ProductsQuery {
     limit: Option<String>,
     cursor: Option<String>,
 }
 
 /// One product in a list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProductDto {
     sku: String,
     #[serde(flatten)]
@@ -118,13 +149,16 @@ pub struct ProductDto {
 }
 
 /// A page of products in SKU order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductPage {
     items: Vec<ProductDto>,
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/products", tag = "inventory", params(ProductsQuery),
+    responses((status = 200, body = ProductPage),
+        (status = 400, description = "Bad query", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 /// Lists products and their levels, in SKU order, with cursor pagination
 /// (the cursor is the last SKU of the previous page).
 pub async fn list_products(

@@ -16,7 +16,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use domain::{Channel, OrderStatus, Quantity, Sku, order_id_for};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use workflows::contracts::{Address, LineInput, OrderInput, StatusChange};
@@ -29,7 +29,7 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 const MAX_LINES: usize = 250;
 
 /// Body of `POST /orders`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewOrderDto {
     customer_reference: String,
@@ -38,15 +38,16 @@ pub struct NewOrderDto {
 }
 
 /// One requested line.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewLineDto {
     sku: String,
+    #[schema(value_type = i64, minimum = 1, maximum = 1_000_000_000)]
     quantity: serde_json::Number,
 }
 
 /// Where to ship.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AddressDto {
     name: String,
@@ -176,6 +177,26 @@ fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
         })
 }
 
+/// Answer of an accepted order that is still being processed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptedDto {
+    order_id: Uuid,
+    status: String,
+    workflow_id: String,
+    status_url: String,
+}
+
+#[utoipa::path(post, path = "/orders", tag = "orders",
+    params(("Idempotency-Key" = String, Header, description = "Names this request; the same key with the same body is the same order"),
+           ("Prefer" = Option<String>, Header, description = "`wait=N` (N ≤ 30): answer with the reservation outcome if it is known within N seconds")),
+    request_body = NewOrderDto,
+    responses((status = 202, description = "Accepted; `Location` is the status URL", body = AcceptedDto),
+        (status = 201, description = "Reserved (with `Prefer: wait`)", body = OrderDetail),
+        (status = 400, description = "Missing key or invalid fields", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Rejected: `reasons` has one entry per failing line (with `Prefer: wait`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Key reused with another body", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporal unavailable; retry", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 /// Places an order through the same saga as Shopify orders.
 pub async fn place(
     State(state): State<AppState>,
@@ -263,11 +284,13 @@ pub async fn place(
         .order_status(order_id)
         .await?
         .unwrap_or_else(|| "RECEIVED".into());
-    let mut r = (
-        StatusCode::ACCEPTED,
-        Json(json!({"orderId": order_id, "status": status, "workflowId": workflow_id, "statusUrl": location})),
-    )
-        .into_response();
+    let accepted = AcceptedDto {
+        order_id,
+        status,
+        workflow_id,
+        status_url: location.clone(),
+    };
+    let mut r = (StatusCode::ACCEPTED, Json(accepted)).into_response();
     set_location(&mut r, &location);
     Ok(r)
 }
@@ -300,6 +323,10 @@ fn detail_json(state: &AppState, detail: OrderDetail) -> Value {
     v
 }
 
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "The order, with `temporalUrl`", body = OrderDetail),
+        (status = 400, description = "Not a UUID", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 /// One order.
 pub async fn get(
     State(state): State<AppState>,
@@ -310,8 +337,9 @@ pub async fn get(
 }
 
 /// Query of `GET /orders`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     status: Option<String>,
     channel: Option<String>,
@@ -322,7 +350,7 @@ pub struct ListQuery {
 }
 
 /// A page of orders, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderPage {
     items: Vec<OrderSummary>,
@@ -362,6 +390,8 @@ pub fn parse_limit(errors: &mut Vec<FieldError>, raw: Option<&str>) -> i64 {
     }
 }
 
+#[utoipa::path(get, path = "/orders", tag = "orders", params(ListQuery),
+    responses((status = 200, body = OrderPage), (status = 400, description = "Invalid filters", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 /// Lists orders with filters and cursor pagination.
 pub async fn list(
     State(state): State<AppState>,
@@ -428,13 +458,22 @@ fn decode_cursor(raw: &str) -> Option<OrderCursor> {
 }
 
 /// Body of `PATCH /orders/{id}/status`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusDto {
+    /// SHIPPED, DELIVERED or CANCELLED.
+    #[schema(value_type = OrderStatus)]
     status: String,
     reason: Option<String>,
 }
 
+#[utoipa::path(patch, path = "/orders/{id}/status", tag = "orders", params(("id" = Uuid, Path)),
+    request_body = StatusDto,
+    responses((status = 200, description = "The order after the change", body = OrderDetail),
+        (status = 400, description = "Unknown status", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Illegal now (`currentStatus`, `allowedStatuses`) or refused by the warehouse", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporal unavailable; retry", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 /// Moves an order's status through its workflow.
 pub async fn change_status(
     State(state): State<AppState>,

@@ -27,6 +27,14 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
+#[utoipa::path(post, path = "/webhooks/shopify", tag = "webhooks",
+    params(("X-Shopify-Shop-Domain" = String, Header), ("X-Shopify-Hmac-Sha256" = String, Header, description = "base64 HMAC-SHA256 of the raw body"),
+           ("X-Shopify-Topic" = String, Header, description = "`orders/create` is processed; others are acknowledged")),
+    request_body(content = Object, description = "Shopify's orders/create payload"),
+    responses((status = 200, description = "`status`: accepted, duplicate, ignored or dead_lettered"),
+        (status = 401, description = "Unknown shop or bad signature", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporal unavailable; Shopify retries", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 /// Handles a Shopify webhook.
 ///
 /// Order of work matters: the signature is checked over the raw bytes before

@@ -8,6 +8,7 @@
 mod clients;
 mod concurrency;
 mod crash;
+mod docs;
 mod fakes;
 mod helpers;
 mod inventory;

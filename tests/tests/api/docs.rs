@@ -1,0 +1,84 @@
+//! The API describes itself: OpenAPI 3.1 at /openapi.json, a page at /docs,
+//! and a committed Postman collection that must match the document.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::helpers::spawn_app;
+
+#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+async fn the_openapi_document_describes_every_route(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let spec: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        spec["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        spec["openapi"]
+    );
+    let operations: BTreeSet<String> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| format!("{} {path}", m.to_uppercase()))
+        })
+        .collect();
+    let expected: BTreeSet<String> = [
+        "GET /product/{id}",
+        "PATCH /product/{id}/stock",
+        "POST /product/{id}/reserve",
+        "POST /product/{id}/unreserve",
+        "POST /product/{id}/sold",
+        "GET /products",
+        "POST /orders",
+        "GET /orders",
+        "GET /orders/{id}",
+        "PATCH /orders/{id}/status",
+        "POST /webhooks/shopify",
+        "GET /health/live",
+        "GET /health/ready",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect();
+    assert_eq!(operations, expected);
+    // Every documented error is a problem document.
+    let problem = &spec["components"]["schemas"]["Problem"]["required"];
+    for field in ["type", "title", "status", "code", "detail"] {
+        assert!(
+            problem.as_array().unwrap().iter().any(|f| f == field),
+            "Problem requires {field}: {problem}"
+        );
+    }
+    let docs = app.client.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("OMS API"));
+}
+
+#[test]
+fn the_committed_postman_collection_matches_the_openapi_document() {
+    let spec = serde_json::to_value(<api::openapi::ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
+    let generated = api::openapi::postman_collection(&spec);
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../postman/oms.postman_collection.json"
+    );
+    let committed: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(
+        committed == generated,
+        "postman/oms.postman_collection.json is stale: run `make postman` and commit it"
+    );
+}
