@@ -576,3 +576,81 @@ async fn products_are_listed_in_sku_order_with_their_levels(pool: PgPool) {
     )
     .await;
 }
+
+#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+async fn saga_owned_and_final_statuses_refuse_every_requested_move(pool: PgPool) {
+    // The API refuses these from the stored status, before any workflow is asked.
+    let app = spawn_app(pool.clone()).await;
+    let store = activities::store::Store::new(
+        pool.clone(),
+        &activities::store::ReserverSettings::default(),
+    );
+    let cases = [
+        (domain::OrderStatus::Received, None),
+        (
+            domain::OrderStatus::Rejected,
+            Some(domain::OrderStatus::Rejected),
+        ),
+        (domain::OrderStatus::Failed, None),
+    ];
+    for (i, (expected, to)) in cases.into_iter().enumerate() {
+        let order_id = Uuid::new_v4();
+        let input = workflows::contracts::OrderInput {
+            order_id,
+            channel: domain::Channel::Api,
+            shop: None,
+            external_id: format!("final-{i}"),
+            name: None,
+            currency: None,
+            placed_at: None,
+            lines: vec![],
+            shipping_address: None,
+            request_id: None,
+            policy: Default::default(),
+        };
+        store
+            .record_order(&input, &format!("wf-final-{i}"))
+            .await
+            .unwrap();
+        if let Some(to) = to {
+            store
+                .transition_order(order_id, Some(to), Some("test"), None)
+                .await
+                .unwrap();
+        }
+        if expected == domain::OrderStatus::Failed {
+            // FAILED is reached from RESERVED.
+            sqlx::query("UPDATE orders SET status = 'RESERVED' WHERE id = $1")
+                .bind(order_id)
+                .execute(&pool)
+                .await
+                .unwrap();
+            store
+                .transition_order(order_id, Some(expected), Some("test"), None)
+                .await
+                .unwrap();
+        }
+        for requested in [
+            "SHIPPED",
+            "DELIVERED",
+            "CANCELLED",
+            "RESERVED",
+            "FULFILLMENT_REQUESTED",
+        ] {
+            let p = assert_problem(
+                patch_status(&app, &order_id.to_string(), requested).await,
+                409,
+                "illegal_transition",
+            )
+            .await;
+            assert_eq!(p["currentStatus"], expected.as_str(), "{p}");
+            assert_eq!(p["allowedStatuses"], json!([]), "{p}");
+        }
+    }
+    assert_problem(
+        patch_status(&app, &Uuid::new_v4().to_string(), "SHIPPED").await,
+        404,
+        "order_not_found",
+    )
+    .await;
+}
