@@ -66,6 +66,41 @@ async fn place_until_fulfillment_requested(
     id
 }
 
+/// Records an order of one line (SKU X, 1 unit at 1.50) straight into the
+/// store: for tests about reads and refusals, which need no saga.
+async fn seed_order(
+    store: &activities::store::Store,
+    channel: domain::Channel,
+    shop: Option<&str>,
+    external_id: &str,
+) -> Uuid {
+    let input = workflows::contracts::OrderInput {
+        order_id: Uuid::new_v4(),
+        channel,
+        shop: shop.map(str::to_string),
+        external_id: external_id.to_string(),
+        name: Some(format!("#{external_id}")),
+        currency: None,
+        placed_at: None,
+        lines: vec![workflows::contracts::LineInput {
+            line_no: 1,
+            sku: "X".into(),
+            quantity: 1,
+            unit_price: Some("1.50".into()),
+            external_line_id: None,
+            title: None,
+        }],
+        shipping_address: None,
+        request_id: None,
+        policy: Default::default(),
+    };
+    store
+        .record_order(&input, &format!("wf-{external_id}"))
+        .await
+        .unwrap();
+    input.order_id
+}
+
 async fn mount_wms(env: &SagaEnv) {
     Mock::given(method("POST"))
         .and(path("/wms/order"))
@@ -399,31 +434,8 @@ async fn orders_are_listed_newest_first_with_filters_and_cursor_pagination(pool:
         } else {
             domain::Channel::Shopify
         };
-        let input = workflows::contracts::OrderInput {
-            order_id: Uuid::new_v4(),
-            channel,
-            shop: (i % 2 == 1).then(|| "store-a.myshopify.com".to_string()),
-            external_id: format!("ext-{i}"),
-            name: Some(format!("#{i}")),
-            currency: None,
-            placed_at: None,
-            lines: vec![workflows::contracts::LineInput {
-                line_no: 1,
-                sku: "X".into(),
-                quantity: 1,
-                unit_price: Some("1.50".into()),
-                external_line_id: None,
-                title: None,
-            }],
-            shipping_address: None,
-            request_id: None,
-            policy: Default::default(),
-        };
-        store
-            .record_order(&input, &format!("wf-{i}"))
-            .await
-            .unwrap();
-        ids.push(input.order_id);
+        let shop = (i % 2 == 1).then_some("store-a.myshopify.com");
+        ids.push(seed_order(&store, channel, shop, &format!("ext-{i}")).await);
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -594,24 +606,7 @@ async fn saga_owned_and_final_statuses_refuse_every_requested_move(pool: PgPool)
         (domain::OrderStatus::Failed, None),
     ];
     for (i, (expected, to)) in cases.into_iter().enumerate() {
-        let order_id = Uuid::new_v4();
-        let input = workflows::contracts::OrderInput {
-            order_id,
-            channel: domain::Channel::Api,
-            shop: None,
-            external_id: format!("final-{i}"),
-            name: None,
-            currency: None,
-            placed_at: None,
-            lines: vec![],
-            shipping_address: None,
-            request_id: None,
-            policy: Default::default(),
-        };
-        store
-            .record_order(&input, &format!("wf-final-{i}"))
-            .await
-            .unwrap();
+        let order_id = seed_order(&store, domain::Channel::Api, None, &format!("final-{i}")).await;
         if let Some(to) = to {
             store
                 .transition_order(order_id, Some(to), Some("test"), None)
