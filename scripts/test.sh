@@ -9,6 +9,13 @@ ensure_cargo
 # #[sqlx::test] creates one fresh database per test on this server.
 export DATABASE_URL="${OMS_TEST_DATABASE_URL:-postgres://postgres@${OMS_PG_HOST}:${OMS_PG_PORT}/postgres}"
 cd "$ROOT"
+log "docker-compose.yml"
+# No Docker engine is needed to check the file; use whichever client exists.
+if docker compose version >/dev/null 2>&1; then docker compose config -q
+elif command -v docker-compose >/dev/null; then docker-compose config -q
+else python3 -c 'import sys, yaml; yaml.safe_load(open("docker-compose.yml"))' 2>/dev/null &&
+  log "no compose client: checked the YAML only (install docker-compose for a full check)"
+fi
 log "cargo fmt --check"
 cargo fmt --all --check
 log "cargo clippy"

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod clients;
+mod compose;
 mod concurrency;
 mod crash;
 mod docs;
