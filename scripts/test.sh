@@ -13,8 +13,10 @@ log "docker-compose.yml"
 # No Docker engine is needed to check the file; use whichever client exists.
 if docker compose version >/dev/null 2>&1; then docker compose config -q
 elif command -v docker-compose >/dev/null; then docker-compose config -q
-else python3 -c 'import sys, yaml; yaml.safe_load(open("docker-compose.yml"))' 2>/dev/null &&
+elif python3 -c 'import yaml; yaml.safe_load(open("docker-compose.yml"))' 2>/dev/null; then
   log "no compose client: checked the YAML only (install docker-compose for a full check)"
+else
+  log "no compose client and no PyYAML: compose file not validated here"
 fi
 log "cargo fmt --check"
 cargo fmt --all --check
