@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use domain::{ReservationToken, Sku};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::StoreError;
@@ -131,17 +132,23 @@ async fn run_shard(
             continue;
         }
         let span = tracing::debug_span!("reserve_batch", shard, batch.size = batch.len());
-        let _enter = span.enter();
         let expires_at = ttl
             .and_then(|t| chrono::Duration::from_std(t).ok())
             .map(|t| Utc::now() + t);
         let started = std::time::Instant::now();
-        match grant(&pool, &batch, expires_at).await {
+        // Instrumented rather than entered: a guard must not live across awaits.
+        match grant(&pool, &batch, expires_at)
+            .instrument(span.clone())
+            .await
+        {
             Ok(outcome) => {
-                tracing::debug!(
-                    elapsed_us = started.elapsed().as_micros() as u64,
-                    "reserve batch committed"
-                );
+                span.in_scope(|| {
+                    tracing::debug!(
+                        elapsed_us =
+                            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                        "reserve batch committed"
+                    );
+                });
                 for (p, result) in batch.drain(..).zip(outcome) {
                     // The caller may have gone meanwhile; its token then
                     // expires with the TTL.
@@ -149,7 +156,7 @@ async fn run_shard(
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, size = batch.len(), "reserve batch failed");
+                span.in_scope(|| tracing::error!(error = %e, "reserve batch failed"));
                 for p in batch.drain(..) {
                     let _ = p.reply.send(Err(StoreError::BatchFailed));
                 }

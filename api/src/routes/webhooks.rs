@@ -12,6 +12,7 @@ use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sha2::Sha256;
+use tracing::Instrument;
 
 use crate::{
     ApiError,
@@ -70,7 +71,21 @@ pub async fn shopify(
         .to_string();
     let webhook_id = header(&headers, "x-shopify-webhook-id").map(str::to_string);
     let span = tracing::info_span!("webhook", shop = %shop, topic = %topic, webhook.id = webhook_id.as_deref().unwrap_or_default());
-    let _enter = span.enter();
+    // Instrumented rather than entered: a span guard must not live across awaits.
+    process(state, headers, body, shop, topic, webhook_id)
+        .instrument(span)
+        .await
+}
+
+/// Everything after a valid signature.
+async fn process(
+    state: AppState,
+    headers: HeaderMap,
+    body: Bytes,
+    shop: ShopDomain,
+    topic: String,
+    webhook_id: Option<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     if topic != "orders/create" {
         tracing::info!("webhook topic not handled; acknowledged");
         return Ok((
