@@ -200,8 +200,13 @@ impl ApiError {
     }
 }
 
+/// Names of the statuses a client may request from `from`.
+fn requestable(from: domain::OrderStatus) -> Vec<&'static str> {
+    from.requestable_next().iter().map(|s| s.as_str()).collect()
+}
+
 fn allowed(from: domain::OrderStatus) -> String {
-    let next: Vec<&str> = from.requestable_next().iter().map(|s| s.as_str()).collect();
+    let next = requestable(from);
     if next.is_empty() {
         "none".into()
     } else {
@@ -243,8 +248,7 @@ impl IntoResponse for ApiError {
         match &self {
             Self::IllegalTransition { from, .. } => {
                 extra.insert("currentStatus".into(), from.as_str().into());
-                let next: Vec<&str> = from.requestable_next().iter().map(|s| s.as_str()).collect();
-                extra.insert("allowedStatuses".into(), next.into());
+                extra.insert("allowedStatuses".into(), requestable(*from).into());
             }
             Self::OrderRejected { order_id, reason } => {
                 extra.insert("orderId".into(), order_id.to_string().into());

@@ -74,6 +74,15 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
     }
 }
 
+/// A header's trimmed value, if present, valid text and not blank.
+pub fn header<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
 /// The `{id}` path segment of `/product/{id}/…`, parsed as a SKU.
 pub struct ProductId(pub Sku);
 

@@ -22,7 +22,7 @@ use axum::{
 };
 use tokio::sync::Semaphore;
 
-use crate::ApiError;
+use crate::{ApiError, extract::header};
 
 /// A bucket's refill rate and size. A rate of 0 disables limiting.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -132,12 +132,12 @@ pub async fn limit(State(limiter): State<Limiter>, request: Request, next: Next)
     // Disabled limits cost nothing on the hot path: no key is built.
     if rate.per_second > 0.0 {
         let key = if webhook {
-            let shop = header(&request, "x-shopify-shop-domain")
+            let shop = header(request.headers(), "x-shopify-shop-domain")
                 .unwrap_or("unknown")
                 .to_ascii_lowercase();
             format!("shop:{shop}")
         } else {
-            let client = header(&request, "x-client-id")
+            let client = header(request.headers(), "x-client-id")
                 .map(str::to_string)
                 .unwrap_or_else(|| {
                     request
@@ -169,13 +169,4 @@ pub async fn limit(State(limiter): State<Limiter>, request: Request, next: Next)
         None => None,
     };
     next.run(request).await
-}
-
-fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
-    request
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
 }

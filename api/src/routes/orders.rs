@@ -375,6 +375,12 @@ fn parse_time(
     }
 }
 
+/// The field error of a `status` that names no status.
+fn unknown_status() -> FieldError {
+    let all: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+    FieldError::new("status", format!("must be one of {}", all.join(", ")))
+}
+
 /// Reads `limit` (1…100, default 50).
 pub fn parse_limit(errors: &mut Vec<FieldError>, raw: Option<&str>) -> i64 {
     match raw.map(str::parse::<i64>) {
@@ -402,11 +408,7 @@ pub async fn list(
     if let Some(s) = &q.status
         && s.parse::<OrderStatus>().is_err()
     {
-        let all: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
-        errors.push(FieldError::new(
-            "status",
-            format!("must be one of {}", all.join(", ")),
-        ));
+        errors.push(unknown_status());
     }
     if let Some(c) = &q.channel
         && c != "shopify"
@@ -481,13 +483,10 @@ pub async fn change_status(
     JsonBody(body): JsonBody<StatusDto>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_order_id(&id)?;
-    let to: OrderStatus = body.status.parse().map_err(|_| {
-        let all: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
-        ApiError::Validation(vec![FieldError::new(
-            "status",
-            format!("must be one of {}", all.join(", ")),
-        )])
-    })?;
+    let to: OrderStatus = body
+        .status
+        .parse()
+        .map_err(|_| ApiError::Validation(vec![unknown_status()]))?;
     if body
         .reason
         .as_ref()

@@ -16,17 +16,10 @@ use tracing::Instrument;
 
 use crate::{
     ApiError,
+    extract::header,
     shopify_dto::{MappingError, ShopifyOrderDto},
     startup::AppState,
 };
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-}
 
 #[utoipa::path(post, path = "/webhooks/shopify", tag = "webhooks",
     params(("X-Shopify-Shop-Domain" = String, Header), ("X-Shopify-Hmac-Sha256" = String, Header, description = "base64 HMAC-SHA256 of the raw body"),
