@@ -11,15 +11,7 @@ use crate::helpers::spawn_app;
 #[sqlx::test(migrator = "activities::store::MIGRATOR")]
 async fn the_openapi_document_describes_every_route(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let spec: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: Value = app.get_json("/openapi.json").await;
     assert!(
         spec["openapi"].as_str().unwrap().starts_with("3.1"),
         "{}",
@@ -63,7 +55,7 @@ async fn the_openapi_document_describes_every_route(pool: PgPool) {
             "Problem requires {field}: {problem}"
         );
     }
-    let docs = app.client.get(app.url("/docs")).send().await.unwrap();
+    let docs = app.get("/docs").await;
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("OMS API"));
 }

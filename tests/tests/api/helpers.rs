@@ -61,6 +61,20 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `GET path`, read as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.expect("JSON body")
+    }
+
     pub async fn set_stock(&self, sku: &str, stock: i64) -> reqwest::Response {
         self.client
             .patch(self.url(&format!("/product/{sku}/stock")))

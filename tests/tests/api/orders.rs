@@ -465,15 +465,7 @@ async fn orders_are_listed_newest_first_with_filters_and_cursor_pagination(pool:
     let unique: std::collections::HashSet<_> = seen.iter().collect();
     assert_eq!(unique.len(), 7);
 
-    let api: Value = app
-        .client
-        .get(app.url("/orders?channel=api&status=RECEIVED"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api: Value = app.get_json("/orders?channel=api&status=RECEIVED").await;
     assert_eq!(api["items"].as_array().unwrap().len(), 4);
     assert!(
         api["items"]
@@ -483,22 +475,13 @@ async fn orders_are_listed_newest_first_with_filters_and_cursor_pagination(pool:
             .all(|o| o["channel"] == "api" && o["shop"].is_null())
     );
     let future: Value = app
-        .client
-        .get(app.url("/orders?createdFrom=2999-01-01T00:00:00Z"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/orders?createdFrom=2999-01-01T00:00:00Z")
+        .await;
     assert!(future["items"].as_array().unwrap().is_empty());
 
     let bad = app
-        .client
-        .get(app.url("/orders?status=NOPE&limit=0&createdTo=yesterday&cursor=zzz"))
-        .send()
-        .await
-        .unwrap();
+        .get("/orders?status=NOPE&limit=0&createdTo=yesterday&cursor=zzz")
+        .await;
     let p = assert_problem(bad, 400, "validation_failed").await;
     let fields: Vec<&str> = p["errors"]
         .as_array()
@@ -508,37 +491,16 @@ async fn orders_are_listed_newest_first_with_filters_and_cursor_pagination(pool:
         .collect();
     assert_eq!(fields, ["status", "createdTo", "limit", "cursor"]);
 
-    let one: Value = app
-        .client
-        .get(app.url(&format!("/orders/{}", ids[0])))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one: Value = app.get_json(&format!("/orders/{}", ids[0])).await;
     assert_eq!(one["lines"][0]["unitPrice"], "1.5000");
     assert_eq!(one["history"][0]["toStatus"], "RECEIVED");
     assert_problem(
-        app.client
-            .get(app.url(&format!("/orders/{}", Uuid::new_v4())))
-            .send()
-            .await
-            .unwrap(),
+        app.get(&format!("/orders/{}", Uuid::new_v4())).await,
         404,
         "order_not_found",
     )
     .await;
-    assert_problem(
-        app.client
-            .get(app.url("/orders/not-a-uuid"))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "invalid_order_id",
-    )
-    .await;
+    assert_problem(app.get("/orders/not-a-uuid").await, 400, "invalid_order_id").await;
 }
 
 #[sqlx::test(migrator = "activities::store::MIGRATOR")]
@@ -547,29 +509,15 @@ async fn products_are_listed_in_sku_order_with_their_levels(pool: PgPool) {
     for (i, sku) in ["C", "A", "E", "B", "D"].iter().enumerate() {
         app.set_stock(sku, i as i64).await;
     }
-    let first: Value = app
-        .client
-        .get(app.url("/products?limit=2"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: Value = app.get_json("/products?limit=2").await;
     assert_eq!(
         first["items"],
         json!([{"sku": "A", "IN_STOCK": 1, "RESERVED": 0, "SOLD": 0}, {"sku": "B", "IN_STOCK": 3, "RESERVED": 0, "SOLD": 0}])
     );
     let next = first["nextCursor"].as_str().unwrap();
     let second: Value = app
-        .client
-        .get(app.url(&format!("/products?limit=3&cursor={next}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/products?limit=3&cursor={next}"))
+        .await;
     let skus: Vec<&str> = second["items"]
         .as_array()
         .unwrap()
@@ -578,11 +526,7 @@ async fn products_are_listed_in_sku_order_with_their_levels(pool: PgPool) {
         .collect();
     assert_eq!(skus, ["C", "D", "E"]);
     assert_problem(
-        app.client
-            .get(app.url("/products?limit=1000"))
-            .send()
-            .await
-            .unwrap(),
+        app.get("/products?limit=1000").await,
         400,
         "validation_failed",
     )
