@@ -76,3 +76,10 @@ show "curl -s -X PATCH $B/orders/$ORDER/status -H 'content-type: application/jso
 show "curl -s -X PATCH $B/orders/$ORDER/status -H 'content-type: application/json' -d '{\"status\": \"SHIPPED\"}' | head -c 300; echo ' …'"
 show "curl -s $B/product/$SKU"
 log "order $ORDER: GET $B/orders/$ORDER shows its lines, reservations and history"
+
+step "Operators: Prometheus metrics of the API and the worker, and finding orders in Temporal"
+show "curl -s $B/metrics | grep -E '^oms_(webhook_deliveries_total|reserve_batch_size_(count|sum))'"
+show "curl -s http://$OMS_WORKER_METRICS_ADDR/metrics | grep -E '^oms_activity_executions_total' | sort"
+show "curl -s http://$OMS_WORKER_METRICS_ADDR/metrics | grep -cE '^temporal_' | sed 's/$/ temporal_* SDK samples/'"
+log "Temporal UI search: OmsOrderStatus = 'FAILED' lists the compensated order; OmsOrderId = '<id>' finds one"
+

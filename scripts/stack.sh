@@ -73,7 +73,8 @@ cat >&2 <<MSG
   API            http://$OMS_API_ADDR        (logs: .run/api.log)
   Temporal UI    http://localhost:$TEMPORAL_UI_PORT  (workflows of namespace 'default')
   Simulator      http://$OMS_SIMULATOR_ADDR        (GET / lists its endpoints; PUT /control/... makes it fail)
-  Worker         logs: .run/worker.log
+  Worker         logs: .run/worker.log; metrics http://$OMS_WORKER_METRICS_ADDR/metrics
+  API metrics    http://$OMS_API_ADDR/metrics
 
 MSG
 if [ "$mode" = run ]; then

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod saga;
 pub mod shopify;
 pub mod store;

@@ -3,7 +3,7 @@
 #![allow(missing_docs)]
 //! touch Postgres, Shopify and the WMS.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, future::Future, sync::Arc, time::Instant};
 
 use domain::OrderStatus;
 use futures::future::join_all;
@@ -21,6 +21,7 @@ use workflows::contracts::{
 
 use crate::{
     http::ClientError,
+    metrics::{ActivityMetrics, Outcome},
     shopify::{Pushed, ShopifyClient},
     store::{Store, StoreError},
     wms::WmsClient,
@@ -31,22 +32,52 @@ pub struct SagaActivities {
     store: Store,
     wms: WmsClient,
     shops: Vec<ShopifyClient>,
+    metrics: ActivityMetrics,
 }
 
 impl SagaActivities {
     /// Bundles what the activities need.
     pub fn new(store: Store, wms: WmsClient, shops: Vec<ShopifyClient>) -> Self {
-        Self { store, wms, shops }
+        Self {
+            store,
+            wms,
+            shops,
+            metrics: ActivityMetrics::default(),
+        }
+    }
+
+    /// Records every attempt's outcome and duration in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: ActivityMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Runs one attempt inside its span, and counts and times it.
+    async fn observed<T>(
+        &self,
+        ctx: &ActivityContext,
+        order_id: Option<Uuid>,
+        work: impl Future<Output = Result<T, ActivityError>>,
+    ) -> Result<T, ActivityError> {
+        let started = Instant::now();
+        let result = work.instrument(span(ctx, order_id)).await;
+        self.metrics.record(
+            &ctx.info().activity_type,
+            Outcome::of(&result),
+            started.elapsed(),
+        );
+        result
     }
 }
 
-fn span(ctx: &ActivityContext, order_id: Uuid) -> tracing::Span {
+fn span(ctx: &ActivityContext, order_id: Option<Uuid>) -> tracing::Span {
     let info = ctx.info();
     tracing::info_span!(
         "activity",
         activity.name = %info.activity_type,
         activity.attempt = info.attempt,
-        order.id = %order_id,
+        order.id = order_id.map(tracing::field::display),
         workflow.id = info.workflow_id.as_deref().unwrap_or_default(),
     )
 }
@@ -110,7 +141,7 @@ impl SagaActivities {
         input: OrderInput,
     ) -> Result<Recorded, ActivityError> {
         let workflow_id = ctx.info().workflow_id.clone().unwrap_or_default();
-        async {
+        let work = async {
             let status = self
                 .store
                 .record_order(&input, &workflow_id)
@@ -118,49 +149,51 @@ impl SagaActivities {
                 .map_err(store_failure)?;
             tracing::info!(status = %status, lines = input.lines.len(), "order recorded");
             Ok(Recorded { status })
-        }
-        .instrument(span(&ctx, input.order_id))
-        .await
+        };
+        self.observed(&ctx, Some(input.order_id), work).await
     }
 
     /// Compares each SKU's total quantity with what the warehouse can sell.
     #[activity(definition = contracts::CheckWmsStock)]
     pub async fn check_wms_stock(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         lines: Vec<LineQty>,
     ) -> Result<Vec<LineProblem>, ActivityError> {
-        let mut wanted: BTreeMap<&str, (i64, Vec<&LineQty>)> = BTreeMap::new();
-        // Lines without a SKU are the reservation step's to reject.
-        for line in lines.iter().filter(|l| !l.sku.is_empty()) {
-            let e = wanted.entry(line.sku.as_str()).or_default();
-            e.0 += i64::from(line.quantity);
-            e.1.push(line);
-        }
-        let mut problems = Vec::new();
-        for (sku, (total, lines)) in wanted {
-            let reason = match self
-                .wms
-                .sellable(sku)
-                .await
-                .map_err(|e| client_failure(e, error_types::WMS_REJECTED))?
-            {
-                None => Some("unknown to the warehouse".to_string()),
-                Some(n) if n < total => {
-                    Some(format!("the warehouse can sell {n}, {total} requested"))
-                }
-                Some(_) => None,
-            };
-            if let Some(reason) = reason {
-                problems.extend(lines.into_iter().map(|l| LineProblem {
-                    line_no: l.line_no,
-                    sku: l.sku.clone(),
-                    reason: reason.clone(),
-                }));
+        let work = async {
+            let mut wanted: BTreeMap<&str, (i64, Vec<&LineQty>)> = BTreeMap::new();
+            // Lines without a SKU are the reservation step's to reject.
+            for line in lines.iter().filter(|l| !l.sku.is_empty()) {
+                let e = wanted.entry(line.sku.as_str()).or_default();
+                e.0 += i64::from(line.quantity);
+                e.1.push(line);
             }
-        }
-        problems.sort_by_key(|p| p.line_no);
-        Ok(problems)
+            let mut problems = Vec::new();
+            for (sku, (total, lines)) in wanted {
+                let reason = match self
+                    .wms
+                    .sellable(sku)
+                    .await
+                    .map_err(|e| client_failure(e, error_types::WMS_REJECTED))?
+                {
+                    None => Some("unknown to the warehouse".to_string()),
+                    Some(n) if n < total => {
+                        Some(format!("the warehouse can sell {n}, {total} requested"))
+                    }
+                    Some(_) => None,
+                };
+                if let Some(reason) = reason {
+                    problems.extend(lines.into_iter().map(|l| LineProblem {
+                        line_no: l.line_no,
+                        sku: l.sku.clone(),
+                        reason: reason.clone(),
+                    }));
+                }
+            }
+            problems.sort_by_key(|p| p.line_no);
+            Ok(problems)
+        };
+        self.observed(&ctx, None, work).await
     }
 
     /// All lines or none, in one transaction.
@@ -170,7 +203,7 @@ impl SagaActivities {
         ctx: ActivityContext,
         input: ReserveOrderInput,
     ) -> Result<ReserveOutcome, ActivityError> {
-        async {
+        let work = async {
             let outcome = self
                 .store
                 .reserve_order(input.order_id, &input.lines)
@@ -185,9 +218,8 @@ impl SagaActivities {
                 }
             }
             Ok(outcome)
-        }
-        .instrument(span(&ctx, input.order_id))
-        .await
+        };
+        self.observed(&ctx, Some(input.order_id), work).await
     }
 
     /// Pushes the current IN_STOCK of the SKUs to every store, the origin
@@ -198,7 +230,7 @@ impl SagaActivities {
         ctx: ActivityContext,
         input: SyncInput,
     ) -> Result<SyncReport, ActivityError> {
-        async {
+        let work = async {
             // Read at attempt time: a retry pushes the newest level, not a stale one.
             let levels = self
                 .store
@@ -228,9 +260,8 @@ impl SagaActivities {
                 "channels synced"
             );
             Ok(report)
-        }
-        .instrument(span(&ctx, input.order_id))
-        .await
+        };
+        self.observed(&ctx, Some(input.order_id), work).await
     }
 
     /// Hands the order to the warehouse and records its acceptance.
@@ -240,7 +271,7 @@ impl SagaActivities {
         ctx: ActivityContext,
         order_id: Uuid,
     ) -> Result<FulfillmentAccepted, ActivityError> {
-        async {
+        let work = async {
             let order = self
                 .store
                 .fulfillment_order(order_id)
@@ -270,9 +301,8 @@ impl SagaActivities {
                 .map_err(store_failure)?;
             tracing::info!(wms.order_id = %wms_order_id, "fulfillment requested");
             Ok(FulfillmentAccepted { wms_order_id })
-        }
-        .instrument(span(&ctx, order_id))
-        .await
+        };
+        self.observed(&ctx, Some(order_id), work).await
     }
 
     /// Compensation: gives the order's reserved units back.
@@ -282,7 +312,7 @@ impl SagaActivities {
         ctx: ActivityContext,
         order_id: Uuid,
     ) -> Result<Vec<String>, ActivityError> {
-        async {
+        let work = async {
             let skus = self
                 .store
                 .release_order(order_id)
@@ -290,9 +320,8 @@ impl SagaActivities {
                 .map_err(store_failure)?;
             tracing::info!(skus = skus.len(), "reservations released");
             Ok(skus)
-        }
-        .instrument(span(&ctx, order_id))
-        .await
+        };
+        self.observed(&ctx, Some(order_id), work).await
     }
 
     /// The warehouse shipped: reserved units become SOLD.
@@ -302,16 +331,15 @@ impl SagaActivities {
         ctx: ActivityContext,
         order_id: Uuid,
     ) -> Result<(), ActivityError> {
-        async {
+        let work = async {
             self.store
                 .sell_order(order_id, None)
                 .await
                 .map_err(store_failure)?;
             tracing::info!("order shipped; reserved units sold");
             Ok(())
-        }
-        .instrument(span(&ctx, order_id))
-        .await
+        };
+        self.observed(&ctx, Some(order_id), work).await
     }
 
     /// Cancels the warehouse order, if the warehouse has one.
@@ -321,7 +349,7 @@ impl SagaActivities {
         ctx: ActivityContext,
         order_id: Uuid,
     ) -> Result<(), ActivityError> {
-        async {
+        let work = async {
             let order = self
                 .store
                 .fulfillment_order(order_id)
@@ -335,9 +363,8 @@ impl SagaActivities {
                 tracing::info!(wms.order_id = %wms_order_id, "warehouse order cancelled");
             }
             Ok(())
-        }
-        .instrument(span(&ctx, order_id))
-        .await
+        };
+        self.observed(&ctx, Some(order_id), work).await
     }
 
     /// Status move, history and notification.
@@ -347,14 +374,13 @@ impl SagaActivities {
         ctx: ActivityContext,
         t: Transition,
     ) -> Result<(), ActivityError> {
-        async {
+        let work = async {
             self.store
                 .transition_order(t.order_id, t.to, t.reason.as_deref(), t.notify.as_deref())
                 .await
                 .map_err(store_failure)
-        }
-        .instrument(span(&ctx, t.order_id))
-        .await
+        };
+        self.observed(&ctx, Some(t.order_id), work).await
     }
 }
 

@@ -6,9 +6,18 @@ use temporalio_client::{
     Client, ClientOptions, Connection, ConnectionOptions, Url, WorkflowIdConflictPolicy,
     WorkflowIdReusePolicy, WorkflowQueryOptions, WorkflowStartOptions, errors::WorkflowStartError,
 };
+use temporalio_common::{
+    MemoValues,
+    protos::temporal::api::{
+        enums::v1::IndexedValueType,
+        operatorservice::v1::{AddSearchAttributesRequest, ListSearchAttributesRequest},
+    },
+    search_attributes::SearchAttributes,
+};
 use workflows::{
     ChannelSyncInput, ChannelSyncWorkflow, OrderView, OrderWorkflow,
     contracts::{OrderInput, StatusChange},
+    search,
 };
 
 use crate::config::{ConfigError, var_or};
@@ -106,19 +115,95 @@ pub enum Started {
     },
 }
 
+/// Registers the OMS's search attributes (all `Keyword`) in `namespace`
+/// where missing. Safe to run from every process at every start: a
+/// concurrent registration of the same name counts as success.
+pub async fn ensure_search_attributes(
+    client: &Client,
+    namespace: &str,
+) -> Result<(), TemporalError> {
+    use temporalio_client::tonic::Request;
+    let mut operator = client.connection().operator_service();
+    let existing = operator
+        .list_search_attributes(Request::new(ListSearchAttributesRequest {
+            namespace: namespace.to_string(),
+        }))
+        .await
+        .map_err(|e| TemporalError::Call(format!("listing search attributes: {}", e.message())))?
+        .into_inner();
+    let missing: std::collections::HashMap<String, i32> = search::ALL
+        .iter()
+        .filter(|name| {
+            !existing.custom_attributes.contains_key(**name)
+                && !existing.system_attributes.contains_key(**name)
+        })
+        .map(|name| (name.to_string(), IndexedValueType::Keyword as i32))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = missing.keys().cloned().collect();
+    match operator
+        .add_search_attributes(Request::new(AddSearchAttributesRequest {
+            search_attributes: missing,
+            namespace: namespace.to_string(),
+        }))
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(?names, "search attributes registered");
+            Ok(())
+        }
+        Err(status) if status.code() == temporalio_client::tonic::Code::AlreadyExists => Ok(()),
+        Err(status) => Err(TemporalError::Call(format!(
+            "registering search attributes {names:?}: {}",
+            status.message()
+        ))),
+    }
+}
+
+/// What makes an order's workflow findable: a memo (order id, channel, shop,
+/// external id, request id) always, and indexed search attributes when the
+/// namespace has them registered (`indexed`).
+fn findable(options: &mut WorkflowStartOptions, input: &OrderInput, indexed: bool) {
+    let mut memo = MemoValues::new();
+    memo.insert(search::memo::ORDER_ID, input.order_id.to_string());
+    memo.insert(search::memo::CHANNEL, input.channel.as_str().to_string());
+    memo.insert(search::memo::EXTERNAL_ID, input.external_id.clone());
+    if let Some(shop) = &input.shop {
+        memo.insert(search::memo::SHOP, shop.clone());
+    }
+    if let Some(request_id) = &input.request_id {
+        memo.insert(search::memo::REQUEST_ID, request_id.clone());
+    }
+    options.memo = Some(memo);
+    if indexed {
+        options.search_attributes = Some(SearchAttributes::new([
+            search::ORDER_ID.value_set(input.order_id.to_string()),
+            search::SHOP.value_set(input.shop.clone().unwrap_or_else(|| "api".to_string())),
+            search::ORDER_STATUS.value_set(domain::OrderStatus::Received.to_string()),
+        ]));
+    }
+}
+
 /// Starts the order's workflow at most once: a duplicate start while it runs
 /// gets the running one; after it closed, it is refused (the database's
 /// uniqueness covers the time after Temporal's retention).
+///
+/// `indexed`: whether the namespace has the OMS search attributes (see
+/// [`ensure_search_attributes`]).
 pub async fn start_order(
     client: &Client,
     task_queue: &str,
     input: OrderInput,
+    indexed: bool,
 ) -> Result<Started, TemporalError> {
     let workflow_id = order_workflow_id(&input);
-    let options = WorkflowStartOptions::new(task_queue, workflow_id.clone())
+    let mut options = WorkflowStartOptions::new(task_queue, workflow_id.clone())
         .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
         .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
         .build();
+    findable(&mut options, &input, indexed);
     match client
         .start_workflow(OrderWorkflow::run, input, options)
         .await
@@ -193,6 +278,36 @@ pub async fn change_status(
             }
         }
     }
+}
+
+/// The memo of an order's workflow (keys in `workflows::search::memo`), for
+/// operators' tools: which request started it, which order it is.
+pub async fn order_memo(
+    client: &Client,
+    workflow_id: &str,
+) -> Result<std::collections::BTreeMap<String, String>, TemporalError> {
+    let description = client
+        .get_workflow_handle::<OrderWorkflow>(workflow_id.to_string())
+        .describe(temporalio_client::WorkflowDescribeOptions::default())
+        .await
+        .map_err(|e| TemporalError::Call(e.to_string()))?;
+    let memo = description.memo();
+    let mut out = std::collections::BTreeMap::new();
+    for key in [
+        search::memo::ORDER_ID,
+        search::memo::CHANNEL,
+        search::memo::SHOP,
+        search::memo::EXTERNAL_ID,
+        search::memo::REQUEST_ID,
+    ] {
+        if let Some(value) = memo
+            .get::<String>(key)
+            .map_err(|e| TemporalError::Call(format!("memo {key}: {e}")))?
+        {
+            out.insert(key.to_string(), value);
+        }
+    }
+    Ok(out)
 }
 
 /// Asks a running or finished order workflow for its view.

@@ -3,9 +3,11 @@
 //! [`Application`] wires settings, the store and the router together and is
 //! what both the binary and the integration tests start.
 
+pub mod dead_letters;
 pub mod error;
 mod extract;
 mod limits;
+pub mod metrics;
 pub mod openapi;
 mod orchestrator;
 mod routes;
@@ -15,5 +17,6 @@ mod startup;
 
 pub use error::ApiError;
 pub use limits::{LimitSettings, Rate};
+pub use metrics::ApiMetrics;
 pub use settings::Settings;
 pub use startup::{Application, StartupError, router};

@@ -120,7 +120,8 @@ impl Limiter {
 /// The middleware: rate limit, then bound what runs at once.
 pub async fn limit(State(limiter): State<Limiter>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    if path.starts_with("/health/") {
+    // Probes and scrapes must see the process even when clients are throttled.
+    if path.starts_with("/health/") || path == "/metrics" {
         return next.run(request).await;
     }
     let webhook = path == "/webhooks/shopify";

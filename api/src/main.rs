@@ -1,5 +1,7 @@
 //! `oms-api`: serves the HTTP API. `migrate` applies migrations and exits;
-//! `openapi` and `postman` print the API description and the Postman collection.
+//! `openapi` and `postman` print the API description and the Postman collection;
+//! `dead-letters list [--all]` and `dead-letters replay <id> [--force]` let an
+//! operator inspect and replay webhooks that could not be processed.
 
 use anyhow::Context;
 use api::{Application, Settings};
@@ -41,9 +43,53 @@ async fn main() -> anyhow::Result<()> {
             activities::store::migrate(&pool).await?;
             tracing::info!("migrations applied");
         }
-        Some(other) => {
-            anyhow::bail!("unknown command {other:?}; use `serve` (default) or `migrate`")
+        Some("dead-letters") => dead_letters(settings).await?,
+        Some(other) => anyhow::bail!(
+            "unknown command {other:?}; use `serve` (default), `migrate`, `openapi`, `postman` or `dead-letters`"
+        ),
+    }
+    Ok(())
+}
+
+/// `dead-letters list [--all]` prints one JSON object per dead letter (never
+/// the payload: it holds customer data); `dead-letters replay <id> [--force]`
+/// prints what the replay did.
+async fn dead_letters(settings: Settings) -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let pool = activities::store::connect(&settings.database).await?;
+    let store = activities::store::Store::new(pool, &settings.reserver);
+    let replayer =
+        api::dead_letters::Replayer::new(store, settings.temporal.clone(), settings.saga_policy);
+    match args.first().map(String::as_str) {
+        Some("list") => {
+            for d in replayer.list(flag("--all"), 1_000).await? {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": d.id,
+                        "shop": d.shop_domain,
+                        "topic": d.topic,
+                        "webhookId": d.webhook_id,
+                        "error": d.error,
+                        "payloadBytes": d.payload.len(),
+                        "receivedAt": d.received_at,
+                        "replayAttempts": d.replay_attempts,
+                        "replayedAt": d.replayed_at,
+                        "replayedOrderId": d.replayed_order_id,
+                    })
+                );
+            }
         }
+        Some("replay") => {
+            let id: i64 = args
+                .get(1)
+                .and_then(|a| a.parse().ok())
+                .context("usage: oms-api dead-letters replay <id> [--force]")?;
+            let outcome = replayer.replay(id, flag("--force")).await?;
+            println!("{}", serde_json::to_string(&outcome)?);
+        }
+        _ => anyhow::bail!("usage: oms-api dead-letters list [--all] | replay <id> [--force]"),
     }
     Ok(())
 }

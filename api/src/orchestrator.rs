@@ -15,7 +15,13 @@ use workflows::{
 #[derive(Clone)]
 pub struct Orchestrator {
     settings: TemporalSettings,
-    client: Arc<OnceCell<Client>>,
+    client: Arc<OnceCell<Connected>>,
+}
+
+struct Connected {
+    client: Client,
+    /// The namespace has the OMS search attributes, so workflows may carry them.
+    indexed: bool,
 }
 
 impl Orchestrator {
@@ -27,16 +33,41 @@ impl Orchestrator {
         }
     }
 
-    async fn client(&self) -> Result<&Client, TemporalError> {
+    async fn connected(&self) -> Result<&Connected, TemporalError> {
         self.client
-            .get_or_try_init(|| temporal::connect(&self.settings))
+            .get_or_try_init(|| async {
+                let client = temporal::connect(&self.settings).await?;
+                // Findability must never cost an order: without the
+                // attributes, workflows start with the memo only.
+                let indexed =
+                    match temporal::ensure_search_attributes(&client, &self.settings.namespace)
+                        .await
+                    {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::error!(error = %e, "order workflows will carry no search attributes");
+                            false
+                        }
+                    };
+                Ok(Connected { client, indexed })
+            })
             .await
+    }
+
+    async fn client(&self) -> Result<&Client, TemporalError> {
+        Ok(&self.connected().await?.client)
     }
 
     /// Starts the order's workflow (idempotently).
     pub async fn start_order(&self, input: OrderInput) -> Result<Started, TemporalError> {
-        let client = self.client().await?;
-        temporal::start_order(client, &self.settings.task_queue, input).await
+        let connected = self.connected().await?;
+        temporal::start_order(
+            &connected.client,
+            &self.settings.task_queue,
+            input,
+            connected.indexed,
+        )
+        .await
     }
 
     /// Starts pushing the current level of `sku` to every store.

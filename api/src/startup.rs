@@ -17,7 +17,8 @@ use tower_http::{
 use utoipa_scalar::Servable as _;
 
 use crate::{
-    ApiError, LimitSettings, Settings, limits::Limiter, orchestrator::Orchestrator, routes,
+    ApiError, ApiMetrics, LimitSettings, Settings, limits::Limiter, metrics,
+    orchestrator::Orchestrator, routes,
 };
 use activities::shopify::StoreSettings;
 use std::sync::Arc;
@@ -38,6 +39,14 @@ pub struct AppState {
     pub temporal_ui_url: Arc<str>,
     /// Temporal namespace, for those links.
     pub temporal_namespace: Arc<str>,
+    /// The process's Prometheus series.
+    pub metrics: ApiMetrics,
+}
+
+impl axum::extract::FromRef<AppState> for ApiMetrics {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
 }
 
 /// Why the API could not start.
@@ -98,6 +107,7 @@ pub fn router(state: AppState, body_limit_bytes: usize, limits: LimitSettings) -
         ))
         .route("/health/live", get(routes::health::live))
         .route("/health/ready", get(routes::health::ready))
+        .route("/metrics", get(metrics::serve))
         .fallback(
             |req: Request| async move { ApiError::RouteNotFound(req.uri().path().to_string()) },
         )
@@ -106,6 +116,11 @@ pub fn router(state: AppState, body_limit_bytes: usize, limits: LimitSettings) -
         .layer(axum::middleware::from_fn_with_state(
             Limiter::new(limits),
             crate::limits::limit,
+        ))
+        // Outside the limiter, so throttled and shed requests are counted.
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
         ))
         .layer(
             ServiceBuilder::new()
@@ -136,7 +151,15 @@ impl Application {
     /// Like [`Application::build`] on an existing, migrated pool (tests get
     /// a fresh database per test this way).
     pub async fn build_with_pool(settings: Settings, pool: PgPool) -> Result<Self, StartupError> {
-        let store = Store::new(pool, &settings.reserver);
+        let metrics = ApiMetrics::new();
+        let observed = metrics.clone();
+        let store = Store::with_batch_observer(
+            pool,
+            &settings.reserver,
+            Arc::new(move |batch: &store::BatchReport| {
+                observed.reserve_batch(batch.size, batch.elapsed, batch.committed);
+            }),
+        );
         let state = AppState {
             store: store.clone(),
             orchestrator: Orchestrator::new(settings.temporal.clone()),
@@ -144,6 +167,7 @@ impl Application {
             saga_policy: settings.saga_policy.clone(),
             temporal_ui_url: settings.temporal_ui_url.clone().into(),
             temporal_namespace: settings.temporal.namespace.clone().into(),
+            metrics,
         };
         let router = router(state, settings.body_limit_bytes, settings.limits.clone());
         let listener = TcpListener::bind(settings.listen_addr)

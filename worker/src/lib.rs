@@ -3,10 +3,11 @@
 //! Several workers may poll the same task queue: Temporal hands each task to
 //! one of them, which is how the worker scales horizontally.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use activities::{
     config::{ConfigError, secret, secs_or, var_or},
+    metrics::ActivityMetrics,
     saga::SagaActivities,
     shopify::{DEFAULT_API_VERSION, ShopifyClient, StoreSettings, stores_from_env},
     store::{self, DatabaseSettings, ReserverSettings, Store},
@@ -14,9 +15,16 @@ use activities::{
     wms::{WmsClient, WmsSettings},
 };
 use sqlx::PgPool;
+use temporalio_common::telemetry::{
+    PrometheusExporterOptions, TelemetryOptions, metrics::CoreMeter,
+    start_prometheus_metric_exporter,
+};
 use temporalio_sdk::{
     Runtime, Worker, WorkerOptions,
-    runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
+    runtime::{
+        RuntimeOptions,
+        worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
+    },
 };
 use workflows::{ChannelSyncWorkflow, OrderWorkflow};
 
@@ -40,6 +48,8 @@ pub struct WorkerSettings {
     pub max_concurrent_activities: usize,
     /// Most workflow tasks this worker runs at once.
     pub max_concurrent_workflow_tasks: usize,
+    /// Where `GET /metrics` is served; `None` runs without metrics.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl WorkerSettings {
@@ -67,7 +77,61 @@ impl WorkerSettings {
             shopify_timeout: secs_or("OMS_SHOPIFY_TIMEOUT_SECS", Duration::from_secs(10))?,
             max_concurrent_activities: var_or("OMS_WORKER_MAX_ACTIVITIES", 50)?,
             max_concurrent_workflow_tasks: var_or("OMS_WORKER_MAX_WORKFLOW_TASKS", 50)?,
+            metrics_addr: metrics_addr_from_env()?,
         })
+    }
+}
+
+/// `OMS_WORKER_METRICS_ADDR`: an address, or `off`/empty for none.
+fn metrics_addr_from_env() -> Result<Option<SocketAddr>, ConfigError> {
+    match std::env::var("OMS_WORKER_METRICS_ADDR") {
+        Err(_) => Ok(Some(SocketAddr::from(([127, 0, 0, 1], 9464)))),
+        Ok(v) if v.is_empty() || v.eq_ignore_ascii_case("off") => Ok(None),
+        Ok(_) => var_or(
+            "OMS_WORKER_METRICS_ADDR",
+            SocketAddr::from(([0, 0, 0, 0], 0)),
+        )
+        .map(Some),
+    }
+}
+
+/// The worker's Prometheus endpoint: the SDK's exporter (its `temporal_*`
+/// series: task latencies, slots, polls, sticky cache) with our activity
+/// series registered on the same meter.
+pub struct WorkerMetrics {
+    meter: Arc<dyn CoreMeter>,
+    addr: SocketAddr,
+    server: tokio::task::AbortHandle,
+}
+
+impl WorkerMetrics {
+    /// Binds `addr` and serves `GET /metrics` there until dropped.
+    pub fn start(addr: SocketAddr) -> Result<Self, WorkerError> {
+        let options = PrometheusExporterOptions::builder()
+            .socket_addr(addr)
+            // Prometheus conventions: `_total` counters, seconds, unit suffixes.
+            .counters_total_suffix(true)
+            .use_seconds_for_durations(true)
+            .unit_suffix(true)
+            .build();
+        let started = start_prometheus_metric_exporter(options)
+            .map_err(|e| WorkerError::Metrics(format!("cannot serve metrics on {addr}: {e}")))?;
+        Ok(Self {
+            meter: started.meter,
+            addr: started.bound_addr,
+            server: started.abort_handle,
+        })
+    }
+
+    /// The bound address (useful when port 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for WorkerMetrics {
+    fn drop(&mut self) {
+        self.server.abort();
     }
 }
 
@@ -86,6 +150,9 @@ pub enum WorkerError {
     /// The SDK refused the set-up or stopped with an error.
     #[error("temporal worker: {0}")]
     Sdk(String),
+    /// The metrics endpoint could not be started.
+    #[error("metrics: {0}")]
+    Metrics(String),
 }
 
 /// Connects everything and runs the worker until `shutdown` resolves; then
@@ -105,6 +172,24 @@ pub async fn run(
 pub async fn run_with_pool(
     settings: WorkerSettings,
     pool: PgPool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WorkerError> {
+    let metrics = settings
+        .metrics_addr
+        .map(WorkerMetrics::start)
+        .transpose()?;
+    if let Some(m) = &metrics {
+        tracing::info!(addr = %m.addr(), "worker metrics served at /metrics");
+    }
+    run_with_metrics(settings, pool, metrics, shutdown).await
+}
+
+/// [`run_with_pool`] with an already started metrics endpoint (or none);
+/// `settings.metrics_addr` is unused.
+pub async fn run_with_metrics(
+    settings: WorkerSettings,
+    pool: PgPool,
+    metrics: Option<WorkerMetrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WorkerError> {
     // The worker reserves whole orders, not single units: no batching queues.
@@ -130,9 +215,27 @@ pub async fn run_with_pool(
         .map_err(|e| WorkerError::Http(e.to_string()))?;
     let client =
         temporal::connect_with_patience(&settings.temporal, Duration::from_secs(60)).await?;
+    // Registered here too, so operators can search from the first order on;
+    // the API checks again before it starts orders.
+    if let Err(e) = temporal::ensure_search_attributes(&client, &settings.temporal.namespace).await
+    {
+        tracing::warn!(error = %e, "search attributes not registered");
+    }
 
-    let runtime = Runtime::from_current_tokio(Default::default())
+    let telemetry = match &metrics {
+        Some(m) => TelemetryOptions::builder().metrics(m.meter.clone()).build(),
+        None => TelemetryOptions::default(),
+    };
+    let runtime_options = RuntimeOptions::builder()
+        .telemetry_options(telemetry)
+        .build()
+        .map_err(WorkerError::Sdk)?;
+    let runtime = Runtime::from_current_tokio(runtime_options)
         .map_err(|e| WorkerError::Sdk(e.to_string()))?;
+    let activity_metrics = metrics
+        .as_ref()
+        .map(|m| ActivityMetrics::new(m.meter.clone()))
+        .unwrap_or_default();
     let tuner = TunerHolder::builder()
         .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
             settings.max_concurrent_workflow_tasks.max(2),
@@ -152,7 +255,7 @@ pub async fn run_with_pool(
         .map_err(|e| WorkerError::Sdk(e.to_string()))?
         .register_workflow::<ChannelSyncWorkflow>()
         .map_err(|e| WorkerError::Sdk(e.to_string()))?
-        .register_activities(SagaActivities::new(store, wms, shops))
+        .register_activities(SagaActivities::new(store, wms, shops).with_metrics(activity_metrics))
         .build();
     let mut worker =
         Worker::new(&runtime, client, options).map_err(|e| WorkerError::Sdk(e.to_string()))?;

@@ -9,6 +9,7 @@
 
 pub mod contracts;
 mod order;
+pub mod search;
 mod sync;
 
 pub use order::{ORDER_WORKFLOW_TYPE, OrderView, OrderWorkflow, OrderWorkflowRun};

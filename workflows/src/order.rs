@@ -19,6 +19,7 @@ use crate::contracts::{
     SellOrder, StatusChange, SubmitFulfillment, SyncChannels, SyncInput, SyncReport, Transition,
     TransitionOrder, error_types,
 };
+use crate::search;
 
 /// Pinned workflow type name.
 pub const ORDER_WORKFLOW_TYPE: &str = "oms.OrderWorkflow";
@@ -84,7 +85,7 @@ impl OrderWorkflow {
             // An earlier run (past Temporal's id-reuse window) already handled
             // this order: never allocate twice.
             step(ctx, format!("duplicate: order already {}", recorded.status));
-            ctx.state_mut(|s| s.view.status = recorded.status);
+            set_status(ctx, recorded.status);
             return Ok(view(ctx));
         }
         step(ctx, "recorded".into());
@@ -128,7 +129,7 @@ impl OrderWorkflow {
             ReserveOutcome::Rejected { problems } => return reject(ctx, order_id, problems).await,
             ReserveOutcome::Reserved { skus } => skus,
         };
-        ctx.state_mut(|s| s.view.status = OrderStatus::Reserved);
+        set_status(ctx, OrderStatus::Reserved);
         step(ctx, format!("reserved {} SKU(s)", skus.len()));
 
         // A slow or throttled store must not hold up the warehouse, so both
@@ -155,10 +156,8 @@ impl OrderWorkflow {
                     ctx,
                     format!("fulfillment requested: wms order {wms_order_id}"),
                 );
-                ctx.state_mut(|s| {
-                    s.view.status = OrderStatus::FulfillmentRequested;
-                    s.view.wms_order_id = Some(wms_order_id);
-                });
+                ctx.state_mut(|s| s.view.wms_order_id = Some(wms_order_id));
+                set_status(ctx, OrderStatus::FulfillmentRequested);
                 // The workflow owns the rest of the lifecycle: it stays open
                 // until a `change_status` update delivers or cancels it.
                 ctx.wait_condition(|s| s.view.status.is_final() && !s.busy)
@@ -280,10 +279,8 @@ async fn apply_change(
         }
         other => return Err(format!("{other} cannot be requested").into()),
     }
-    ctx.state_mut(|s| {
-        s.view.status = change.to;
-        s.view.reason = change.reason.clone();
-    });
+    ctx.state_mut(|s| s.view.reason = change.reason.clone());
+    set_status(ctx, change.to);
     Ok(())
 }
 
@@ -293,6 +290,15 @@ pub use order_workflow::Run as OrderWorkflowRun;
 
 fn view(ctx: &WorkflowContext<OrderWorkflow>) -> OrderView {
     ctx.state(|s| s.view.clone())
+}
+
+/// Moves the view to `status` and mirrors it into the `OmsOrderStatus`
+/// search attribute, if the workflow was started with it (see `search`).
+fn set_status(ctx: &mut WorkflowContext<OrderWorkflow>, status: OrderStatus) {
+    ctx.state_mut(|s| s.view.status = status);
+    if ctx.search_attributes().contains_key(&search::ORDER_STATUS) {
+        ctx.upsert_search_attributes([search::ORDER_STATUS.value_set(status.to_string())]);
+    }
 }
 
 fn step(ctx: &mut WorkflowContext<OrderWorkflow>, what: String) {
@@ -331,10 +337,10 @@ async fn reject(
     .await?;
     step(ctx, format!("rejected: {reason}"));
     ctx.state_mut(|s| {
-        s.view.status = OrderStatus::Rejected;
         s.view.reason = Some(reason);
         s.view.problems = problems;
     });
+    set_status(ctx, OrderStatus::Rejected);
     Ok(view(ctx))
 }
 
@@ -371,10 +377,8 @@ async fn compensate(
         local_opts(policy),
     )
     .await?;
-    ctx.state_mut(|s| {
-        s.view.status = OrderStatus::Failed;
-        s.view.reason = Some(reason);
-    });
+    ctx.state_mut(|s| s.view.reason = Some(reason));
+    set_status(ctx, OrderStatus::Failed);
     Ok(view(ctx))
 }
 

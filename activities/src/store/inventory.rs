@@ -5,7 +5,7 @@ use sqlx::PgPool;
 
 use super::{
     StoreError,
-    reserver::{Reserver, ReserverSettings},
+    reserver::{BatchObserver, Reserver, ReserverSettings},
 };
 
 /// One product's levels, as listed.
@@ -46,7 +46,18 @@ impl Store {
     /// Builds the store and starts its reserve batching tasks on the current
     /// Tokio runtime.
     pub fn new(pool: PgPool, reserver: &ReserverSettings) -> Self {
-        let reserver = Reserver::spawn(pool.clone(), reserver);
+        let reserver = Reserver::spawn(pool.clone(), reserver, None);
+        Self { pool, reserver }
+    }
+
+    /// Like [`Store::new`], calling `observer` after every reserve batch
+    /// (the API feeds its batch-size metrics this way).
+    pub fn with_batch_observer(
+        pool: PgPool,
+        reserver: &ReserverSettings,
+        observer: BatchObserver,
+    ) -> Self {
+        let reserver = Reserver::spawn(pool.clone(), reserver, Some(observer));
         Self { pool, reserver }
     }
 

@@ -1,5 +1,6 @@
 //! Postgres persistence: connection, migrations, and the inventory store.
 
+mod dead_letters;
 mod error;
 mod inventory;
 mod orders;
@@ -15,6 +16,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
+pub use dead_letters::DeadLetter;
 pub use error::StoreError;
 pub use inventory::{ProductStock, Store};
 pub use orders::FulfillmentOrder;
@@ -22,7 +24,7 @@ pub use reads::{
     OptionalText, OrderCursor, OrderDetail, OrderFilter, OrderLine, OrderReservation, OrderSummary,
     StatusChangeRecord,
 };
-pub use reserver::ReserverSettings;
+pub use reserver::{BatchObserver, BatchReport, ReserverSettings};
 
 /// The schema migrations, embedded at compile time from `migrations/`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");

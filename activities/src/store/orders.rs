@@ -343,30 +343,6 @@ impl Store {
     }
 }
 
-impl Store {
-    /// Keeps a validly signed webhook we could not process, for an operator.
-    /// Returns the dead letter's id.
-    pub async fn dead_letter(
-        &self,
-        shop: &str,
-        topic: &str,
-        webhook_id: Option<&str>,
-        error: &str,
-        payload: &[u8],
-    ) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO webhook_dead_letters (shop_domain, topic, webhook_id, error, payload) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(shop)
-        .bind(topic)
-        .bind(webhook_id)
-        .bind(error)
-        .bind(payload)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-}
-
 fn problem(line: &LineQty, reason: String) -> LineProblem {
     LineProblem {
         line_no: line.line_no,

@@ -16,6 +16,7 @@
 use std::{
     collections::{HashMap, hash_map::DefaultHasher},
     hash::{Hash, Hasher},
+    sync::Arc,
     time::Duration,
 };
 
@@ -75,6 +76,20 @@ struct Pending {
     reply: oneshot::Sender<Result<ReservationToken, StoreError>>,
 }
 
+/// What one reserve batch did, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchReport {
+    /// Requests in the transaction.
+    pub size: usize,
+    /// How long the transaction took.
+    pub elapsed: Duration,
+    /// Whether it committed (else every request in it failed).
+    pub committed: bool,
+}
+
+/// Called after every batch, on the shard's task: must be quick.
+pub type BatchObserver = Arc<dyn Fn(&BatchReport) + Send + Sync>;
+
 /// Handle to the shard tasks; cheap to clone.
 #[derive(Clone)]
 pub(super) struct Reserver {
@@ -83,7 +98,11 @@ pub(super) struct Reserver {
 
 impl Reserver {
     /// Spawns the shard tasks on the current Tokio runtime.
-    pub(super) fn spawn(pool: PgPool, settings: &ReserverSettings) -> Self {
+    pub(super) fn spawn(
+        pool: PgPool,
+        settings: &ReserverSettings,
+        observer: Option<BatchObserver>,
+    ) -> Self {
         let shards = (0..settings.shards.max(1))
             .map(|shard| {
                 let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
@@ -93,6 +112,7 @@ impl Reserver {
                     rx,
                     settings.max_batch.max(1),
                     settings.reservation_ttl,
+                    observer.clone(),
                 ));
                 tx
             })
@@ -122,6 +142,7 @@ async fn run_shard(
     mut rx: mpsc::Receiver<Pending>,
     max_batch: usize,
     ttl: Option<Duration>,
+    observer: Option<BatchObserver>,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
@@ -137,10 +158,17 @@ async fn run_shard(
             .map(|t| Utc::now() + t);
         let started = std::time::Instant::now();
         // Instrumented rather than entered: a guard must not live across awaits.
-        match grant(&pool, &batch, expires_at)
+        let granted = grant(&pool, &batch, expires_at)
             .instrument(span.clone())
-            .await
-        {
+            .await;
+        if let Some(observe) = &observer {
+            observe(&BatchReport {
+                size: batch.len(),
+                elapsed: started.elapsed(),
+                committed: granted.is_ok(),
+            });
+        }
+        match granted {
             Ok(outcome) => {
                 span.in_scope(|| {
                     tracing::debug!(

@@ -17,6 +17,7 @@ use tracing::Instrument;
 use crate::{
     ApiError,
     extract::header,
+    metrics::WebhookOutcome,
     shopify_dto::{MappingError, ShopifyOrderDto},
     startup::AppState,
 };
@@ -41,6 +42,19 @@ pub async fn shopify(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let metrics = state.metrics.clone();
+    let handled = verify_and_process(state, headers, body).await;
+    metrics.webhook(match &handled {
+        Ok((_, outcome)) => *outcome,
+        Err(ApiError::WebhookUnauthorized) => WebhookOutcome::Unauthorized,
+        Err(_) => WebhookOutcome::Unavailable,
+    });
+    handled.map(|(response, _)| response)
+}
+
+type Handled = Result<((StatusCode, Json<Value>), WebhookOutcome), ApiError>;
+
+async fn verify_and_process(state: AppState, headers: HeaderMap, body: Bytes) -> Handled {
     let shop = header(&headers, "x-shopify-shop-domain").and_then(|s| ShopDomain::parse(s).ok());
     let store = shop
         .as_ref()
@@ -70,6 +84,23 @@ pub async fn shopify(
         .await
 }
 
+/// Parses a signed `orders/create` body into the saga's input (also what a
+/// dead-letter replay runs).
+pub(crate) fn map_order(
+    body: &[u8],
+    shop: &ShopDomain,
+    request_id: Option<String>,
+    policy: workflows::contracts::SagaPolicy,
+) -> Result<workflows::contracts::OrderInput, MappingError> {
+    serde_json::from_slice::<ShopifyOrderDto>(body)
+        .map_err(|e| {
+            MappingError::Invalid(format!(
+                "payload does not match the orders/create shape: {e}"
+            ))
+        })
+        .and_then(|dto| dto.into_order(shop, request_id, policy))
+}
+
 /// Everything after a valid signature.
 async fn process(
     state: AppState,
@@ -78,30 +109,29 @@ async fn process(
     shop: ShopDomain,
     topic: String,
     webhook_id: Option<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Handled {
     if topic != "orders/create" {
         tracing::info!("webhook topic not handled; acknowledged");
         return Ok((
-            StatusCode::OK,
-            Json(json!({"status": "ignored", "topic": topic})),
+            (
+                StatusCode::OK,
+                Json(json!({"status": "ignored", "topic": topic})),
+            ),
+            WebhookOutcome::Ignored,
         ));
     }
 
     let request_id = header(&headers, "x-request-id").map(str::to_string);
-    let mapped = serde_json::from_slice::<ShopifyOrderDto>(&body)
-        .map_err(|e| {
-            MappingError::Invalid(format!(
-                "payload does not match the orders/create shape: {e}"
-            ))
-        })
-        .and_then(|dto| dto.into_order(&shop, request_id, state.saga_policy.clone()));
-    let input = match mapped {
+    let input = match map_order(&body, &shop, request_id, state.saga_policy.clone()) {
         Ok(input) => input,
         Err(MappingError::NothingToShip) => {
             tracing::info!("order has nothing to ship; acknowledged");
             return Ok((
-                StatusCode::OK,
-                Json(json!({"status": "ignored", "reason": "no line item requires shipping"})),
+                (
+                    StatusCode::OK,
+                    Json(json!({"status": "ignored", "reason": "no line item requires shipping"})),
+                ),
+                WebhookOutcome::Ignored,
             ));
         }
         Err(MappingError::Invalid(reason)) => {
@@ -112,23 +142,31 @@ async fn process(
             // The reason names fields, never their customer values.
             tracing::error!(dead_letter.id = id, reason = %reason, "webhook dead-lettered");
             return Ok((
-                StatusCode::OK,
-                Json(json!({"status": "dead_lettered", "deadLetterId": id})),
+                (
+                    StatusCode::OK,
+                    Json(json!({"status": "dead_lettered", "deadLetterId": id})),
+                ),
+                WebhookOutcome::DeadLettered,
             ));
         }
     };
 
     let order_id = input.order_id;
     let started = state.orchestrator.start_order(input).await?;
-    let (status, workflow_id) = match started {
-        activities::temporal::Started::Running { workflow_id } => ("accepted", workflow_id),
+    let (outcome, status, workflow_id) = match started {
+        activities::temporal::Started::Running { workflow_id } => {
+            (WebhookOutcome::Accepted, "accepted", workflow_id)
+        }
         activities::temporal::Started::AlreadyFinished { workflow_id } => {
-            ("duplicate", workflow_id)
+            (WebhookOutcome::Duplicate, "duplicate", workflow_id)
         }
     };
     tracing::info!(order.id = %order_id, workflow.id = %workflow_id, status, "order workflow started");
     Ok((
-        StatusCode::OK,
-        Json(json!({"status": status, "orderId": order_id, "workflowId": workflow_id})),
+        (
+            StatusCode::OK,
+            Json(json!({"status": status, "orderId": order_id, "workflowId": workflow_id})),
+        ),
+        outcome,
     ))
 }

@@ -117,6 +117,8 @@ pub async fn saga_env(pool: PgPool) -> SagaEnv {
         shopify_timeout: Duration::from_secs(2),
         max_concurrent_activities: 20,
         max_concurrent_workflow_tasks: 20,
+        // Tests that scrape it start their own on port 0.
+        metrics_addr: None,
     };
     SagaEnv {
         app,

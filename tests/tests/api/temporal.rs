@@ -10,7 +10,7 @@ use std::{
 };
 
 use sqlx::PgPool;
-use worker::WorkerSettings;
+use worker::{WorkerMetrics, WorkerSettings};
 
 /// The dev server's frontend address.
 pub fn dev_server() -> &'static str {
@@ -66,8 +66,18 @@ pub async fn with_worker<T>(
     pool: PgPool,
     body: impl Future<Output = T>,
 ) -> T {
+    with_worker_metrics(settings, pool, None, body).await
+}
+
+/// [`with_worker`], the worker serving its metrics on `metrics`.
+pub async fn with_worker_metrics<T>(
+    settings: WorkerSettings,
+    pool: PgPool,
+    metrics: Option<WorkerMetrics>,
+    body: impl Future<Output = T>,
+) -> T {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = worker::run_with_pool(settings, pool, async {
+    let worker = worker::run_with_metrics(settings, pool, metrics, async {
         let _ = stopped.await;
     });
     let body = async {

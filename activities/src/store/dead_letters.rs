@@ -1,0 +1,100 @@
+//! Webhooks that were signed but could not be processed, kept for replay.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+
+/// One dead-lettered webhook.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeadLetter {
+    /// Its id (what `replay` takes).
+    pub id: i64,
+    /// The shop that sent it.
+    pub shop_domain: String,
+    /// Its topic.
+    pub topic: String,
+    /// Shopify's delivery id, if sent.
+    pub webhook_id: Option<String>,
+    /// Latest reason it could not be processed (names fields, never values).
+    pub error: String,
+    /// The raw, signature-checked body. Holds customer data: never log it.
+    pub payload: Vec<u8>,
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+    /// When a replay started its order.
+    pub replayed_at: Option<DateTime<Utc>>,
+    /// The order that replay started.
+    pub replayed_order_id: Option<Uuid>,
+    /// Replays tried so far.
+    pub replay_attempts: i32,
+}
+
+impl Store {
+    /// Keeps a signed payload that cannot be processed; returns its id.
+    pub async fn dead_letter(
+        &self,
+        shop: &str,
+        topic: &str,
+        webhook_id: Option<&str>,
+        error: &str,
+        payload: &[u8],
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO webhook_dead_letters (shop_domain, topic, webhook_id, error, payload) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(shop)
+        .bind(topic)
+        .bind(webhook_id)
+        .bind(error)
+        .bind(payload)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Dead letters, oldest first; only those not replayed yet unless `all`.
+    pub async fn dead_letters(&self, all: bool, limit: i64) -> Result<Vec<DeadLetter>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM webhook_dead_letters WHERE $1 OR replayed_at IS NULL ORDER BY id LIMIT $2",
+        )
+        .bind(all)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// One dead letter.
+    pub async fn dead_letter_by_id(&self, id: i64) -> Result<Option<DeadLetter>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT * FROM webhook_dead_letters WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Records a replay attempt: with `Ok(order)` the order it started, with
+    /// `Err(reason)` why it failed again.
+    pub async fn record_replay(
+        &self,
+        id: i64,
+        result: Result<Uuid, &str>,
+    ) -> Result<(), StoreError> {
+        let (order, error) = match result {
+            Ok(order) => (Some(order), None),
+            Err(reason) => (None, Some(reason)),
+        };
+        sqlx::query(
+            "UPDATE webhook_dead_letters SET replay_attempts = replay_attempts + 1, \
+             replayed_at = CASE WHEN $2::uuid IS NULL THEN replayed_at ELSE coalesce(replayed_at, now()) END, \
+             replayed_order_id = coalesce(replayed_order_id, $2), \
+             error = coalesce($3, error) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(order)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

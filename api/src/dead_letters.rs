@@ -1,0 +1,167 @@
+//! Replaying dead-lettered webhooks: `oms-api dead-letters list|replay`.
+//!
+//! A payload is dead-lettered when its signature was valid but the OMS could
+//! not map it (a shape we did not expect, a quantity of 0). Once the cause is
+//! fixed (a new release, or a corrected product in Shopify that is
+//! re-sent), an operator replays it: the stored, already verified bytes go
+//! through the same mapping as a live delivery and start the order's
+//! workflow. Replays are idempotent like deliveries: the order id and the
+//! workflow id derive from the Shopify order, so a replay of an order that
+//! did arrive meanwhile allocates nothing twice.
+
+use activities::{
+    store::{DeadLetter, Store, StoreError},
+    temporal::{Started, TemporalError, TemporalSettings},
+};
+use domain::ShopDomain;
+use serde::Serialize;
+use tracing::Instrument;
+use uuid::Uuid;
+use workflows::contracts::SagaPolicy;
+
+use crate::{orchestrator::Orchestrator, routes::webhooks::map_order, shopify_dto::MappingError};
+
+/// What a replay did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ReplayOutcome {
+    /// The order's workflow was started (or was already running).
+    Started {
+        /// The order.
+        order_id: Uuid,
+        /// Its workflow (find it in the Temporal UI).
+        workflow_id: String,
+    },
+    /// The order's workflow had already finished: nothing was started.
+    Duplicate {
+        /// The order.
+        order_id: Uuid,
+        /// Its workflow.
+        workflow_id: String,
+    },
+    /// The payload now maps but holds nothing to ship: nothing was
+    /// started, and it stays listed with this reason.
+    Ignored {
+        /// Why.
+        reason: String,
+    },
+    /// The payload still cannot be processed; it stays dead-lettered with
+    /// this latest reason.
+    StillInvalid {
+        /// Why (names fields, never customer values).
+        reason: String,
+    },
+}
+
+/// Why a replay was not attempted or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// No dead letter has this id.
+    #[error("no dead letter with id {0}")]
+    NotFound(i64),
+    /// It was replayed before; pass `force` to replay it again.
+    #[error(
+        "dead letter {id} was already replayed as order {order_id}; use --force to replay it again"
+    )]
+    AlreadyReplayed {
+        /// The dead letter.
+        id: i64,
+        /// The order its replay started.
+        order_id: Uuid,
+    },
+    /// Postgres failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Temporal failed; nothing was marked, so the replay can be retried.
+    #[error(transparent)]
+    Temporal(#[from] TemporalError),
+}
+
+/// Lists and replays dead letters.
+#[derive(Clone)]
+pub struct Replayer {
+    store: Store,
+    orchestrator: Orchestrator,
+    policy: SagaPolicy,
+}
+
+impl Replayer {
+    /// Over the API's store, Temporal settings and saga policy.
+    pub fn new(store: Store, temporal: TemporalSettings, policy: SagaPolicy) -> Self {
+        Self {
+            store,
+            orchestrator: Orchestrator::new(temporal),
+            policy,
+        }
+    }
+
+    /// Dead letters, oldest first (only pending ones unless `all`).
+    pub async fn list(&self, all: bool, limit: i64) -> Result<Vec<DeadLetter>, ReplayError> {
+        Ok(self.store.dead_letters(all, limit).await?)
+    }
+
+    /// Runs dead letter `id` through the webhook's mapping again and starts
+    /// its order. Every attempt is counted; a successful one records the
+    /// order it started.
+    pub async fn replay(&self, id: i64, force: bool) -> Result<ReplayOutcome, ReplayError> {
+        let letter = self
+            .store
+            .dead_letter_by_id(id)
+            .await?
+            .ok_or(ReplayError::NotFound(id))?;
+        if let (Some(order_id), false) = (letter.replayed_order_id, force) {
+            return Err(ReplayError::AlreadyReplayed { id, order_id });
+        }
+        let span = tracing::info_span!("dead_letter_replay", dead_letter.id = id, shop = %letter.shop_domain);
+        self.replay_letter(letter).instrument(span).await
+    }
+
+    async fn replay_letter(&self, letter: DeadLetter) -> Result<ReplayOutcome, ReplayError> {
+        let id = letter.id;
+        let shop = match ShopDomain::parse(&letter.shop_domain) {
+            Ok(shop) => shop,
+            Err(e) => return self.still_invalid(id, format!("shop domain: {e}")).await,
+        };
+        if letter.topic != "orders/create" {
+            return self
+                .still_invalid(id, format!("topic {} is not replayable", letter.topic))
+                .await;
+        }
+        // The request id leads from the workflow's memo back to this replay.
+        let request_id = format!("dead-letter-{id}-{}", Uuid::new_v4());
+        let input = match map_order(
+            &letter.payload,
+            &shop,
+            Some(request_id),
+            self.policy.clone(),
+        ) {
+            Ok(input) => input,
+            Err(MappingError::NothingToShip) => {
+                let reason = MappingError::NothingToShip.to_string();
+                self.store.record_replay(id, Err(&reason)).await?;
+                return Ok(ReplayOutcome::Ignored { reason });
+            }
+            Err(MappingError::Invalid(reason)) => return self.still_invalid(id, reason).await,
+        };
+        let order_id = input.order_id;
+        let outcome = match self.orchestrator.start_order(input).await? {
+            Started::Running { workflow_id } => ReplayOutcome::Started {
+                order_id,
+                workflow_id,
+            },
+            Started::AlreadyFinished { workflow_id } => ReplayOutcome::Duplicate {
+                order_id,
+                workflow_id,
+            },
+        };
+        self.store.record_replay(id, Ok(order_id)).await?;
+        tracing::info!(order.id = %order_id, "dead letter replayed");
+        Ok(outcome)
+    }
+
+    async fn still_invalid(&self, id: i64, reason: String) -> Result<ReplayOutcome, ReplayError> {
+        self.store.record_replay(id, Err(&reason)).await?;
+        tracing::warn!(reason = %reason, "dead letter still cannot be processed");
+        Ok(ReplayOutcome::StillInvalid { reason })
+    }
+}

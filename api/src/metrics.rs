@@ -1,0 +1,255 @@
+//! Prometheus metrics of the API process, served at `GET /metrics`.
+//!
+//! Each [`ApiMetrics`] owns its registry (no process-global one), so every
+//! test's app counts only its own traffic. The series are listed in the
+//! README ("Metrics").
+
+use std::time::{Duration, Instant};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{HeaderValue, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+/// How a signed-or-not webhook delivery ended (the `outcome` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// A new order workflow was started (or the running one found).
+    Accepted,
+    /// The order's workflow had already finished; nothing was started.
+    Duplicate,
+    /// Another topic, or an order with nothing to ship; acknowledged.
+    Ignored,
+    /// Signed but unprocessable; stored for replay and acknowledged.
+    DeadLettered,
+    /// Unknown shop or bad signature.
+    Unauthorized,
+    /// Temporal or Postgres was down; Shopify will redeliver.
+    Unavailable,
+}
+
+impl WebhookOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Ignored => "ignored",
+            Self::DeadLettered => "dead_lettered",
+            Self::Unauthorized => "unauthorized",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The API's series. Cheap to clone (handles to shared collectors).
+#[derive(Clone)]
+pub struct ApiMetrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    in_flight: IntGauge,
+    webhooks: IntCounterVec,
+    batch_size: prometheus::Histogram,
+    batch_latency: prometheus::Histogram,
+    batch_failures: prometheus::IntCounter,
+}
+
+impl std::fmt::Debug for ApiMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiMetrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ApiMetrics {
+    /// Registers every series in a fresh registry.
+    ///
+    /// # Panics
+    /// Never in practice: the names are constants and registered once.
+    #[allow(clippy::expect_used)]
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "oms_http_requests_total",
+                "HTTP requests answered, by method, route template and status code.",
+            ),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "oms_http_request_duration_seconds",
+                "Time from request to response head, by method and route template.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["method", "route"],
+        )
+        .expect("valid metric");
+        let in_flight = IntGauge::new(
+            "oms_http_requests_in_flight",
+            "Requests being handled right now.",
+        )
+        .expect("valid metric");
+        let webhooks = IntCounterVec::new(
+            Opts::new(
+                "oms_webhook_deliveries_total",
+                "Shopify webhook deliveries, by outcome.",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let batch_size = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "oms_reserve_batch_size",
+                "Reserve requests committed together in one transaction (group commit).",
+            )
+            .buckets(vec![
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
+            ]),
+        )
+        .expect("valid metric");
+        let batch_latency = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "oms_reserve_batch_duration_seconds",
+                "Time one reserve batch's transaction took.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )
+        .expect("valid metric");
+        let batch_failures = prometheus::IntCounter::new(
+            "oms_reserve_batch_failures_total",
+            "Reserve batches whose transaction failed (every request in it got a 503).",
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(in_flight.clone()),
+            Box::new(webhooks.clone()),
+            Box::new(batch_size.clone()),
+            Box::new(batch_latency.clone()),
+            Box::new(batch_failures.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("each series registered once");
+        }
+        // Outcomes that have not happened yet still show as 0, so alerts on
+        // rate() work from the first scrape.
+        for outcome in [
+            WebhookOutcome::Accepted,
+            WebhookOutcome::Duplicate,
+            WebhookOutcome::Ignored,
+            WebhookOutcome::DeadLettered,
+            WebhookOutcome::Unauthorized,
+            WebhookOutcome::Unavailable,
+        ] {
+            webhooks.with_label_values(&[outcome.label()]);
+        }
+        Self {
+            registry,
+            requests,
+            latency,
+            in_flight,
+            webhooks,
+            batch_size,
+            batch_latency,
+            batch_failures,
+        }
+    }
+
+    /// Counts one webhook delivery.
+    pub fn webhook(&self, outcome: WebhookOutcome) {
+        self.webhooks.with_label_values(&[outcome.label()]).inc();
+    }
+
+    /// Records one reserve batch (the store's batch observer).
+    pub fn reserve_batch(&self, size: usize, elapsed: Duration, committed: bool) {
+        #[allow(clippy::cast_precision_loss)]
+        self.batch_size.observe(size as f64);
+        self.batch_latency.observe(elapsed.as_secs_f64());
+        if !committed {
+            self.batch_failures.inc();
+        }
+    }
+
+    /// The registry in Prometheus' text format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        String::from_utf8(buffer).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}
+
+/// Middleware: counts and times every request by its route template (never
+/// the raw path: ids would explode the series and may identify customers).
+pub async fn track(State(metrics): State<ApiMetrics>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().as_str().to_string();
+    let started = Instant::now();
+    let in_flight = InFlight::enter(&metrics.in_flight);
+    let response = next.run(request).await;
+    drop(in_flight);
+    metrics
+        .latency
+        .with_label_values(&[&method, &route])
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .with_label_values(&[&method, &route, response.status().as_str()])
+        .inc();
+    response
+}
+
+/// Holds one unit of the in-flight gauge; dropping it (also when the client
+/// goes away and the request future is dropped) gives it back.
+struct InFlight(IntGauge);
+
+impl InFlight {
+    fn enter(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// `GET /metrics`.
+pub async fn serve(State(metrics): State<ApiMetrics>) -> Response {
+    match metrics.render() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics could not be rendered");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
