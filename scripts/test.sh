@@ -10,7 +10,11 @@ ensure_cargo
 export DATABASE_URL="${OMS_TEST_DATABASE_URL:-postgres://postgres@${OMS_PG_HOST}:${OMS_PG_PORT}/postgres}"
 cd "$ROOT"
 log "docker-compose.yml"
-# No Docker engine is needed to check the file; use whichever client exists.
+# No Docker engine is needed to check the file; use whichever client exists,
+# installing Debian's docker-compose where none does (best effort).
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
+  ( apt_install docker-compose ) || log "could not install docker-compose"
+fi
 if docker compose version >/dev/null 2>&1; then docker compose config -q
 elif command -v docker-compose >/dev/null; then docker-compose config -q
 elif python3 -c 'import yaml; yaml.safe_load(open("docker-compose.yml"))' 2>/dev/null; then

@@ -5,6 +5,9 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 /// Installs the global subscriber: human-readable lines by default, JSON
 /// lines when `OMS_LOG_FORMAT=json` (for log shippers). `RUST_LOG` filters;
 /// the default keeps our crates at `info` and quiets dependencies.
+///
+/// Logs go to stderr, so the binaries' commands that print results
+/// (`oms-api dead-letters list`, `openapi`) keep stdout machine-readable.
 pub fn init(service: &'static str) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info,h2=warn,hyper=warn"));
@@ -14,13 +17,16 @@ pub fn init(service: &'static str) {
         registry
             .with(
                 fmt::layer()
+                    .with_writer(std::io::stderr)
                     .json()
                     .flatten_event(true)
                     .with_current_span(true),
             )
             .try_init()
     } else {
-        registry.with(fmt::layer().compact()).try_init()
+        registry
+            .with(fmt::layer().with_writer(std::io::stderr).compact())
+            .try_init()
     };
     if result.is_ok() {
         tracing::info!(service, "telemetry initialised");

@@ -236,7 +236,9 @@ impl Drop for InFlight {
     }
 }
 
-/// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format (series listed in the README)", content_type = "text/plain")))]
+/// `GET /metrics`: this process's series, for Prometheus to scrape.
 pub async fn serve(State(metrics): State<ApiMetrics>) -> Response {
     match metrics.render() {
         Ok(text) => (

@@ -50,6 +50,7 @@ pub struct Problem {
         routes::webhooks::shopify,
         routes::health::live,
         routes::health::ready,
+        crate::metrics::serve,
     ),
     components(schemas(
         Problem,

@@ -103,7 +103,7 @@ async fn start_api(args: &Args, max_batch: usize) -> anyhow::Result<Api> {
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("starting {}", args.api_bin.display()))?;
-    let api = Api {
+    let mut api = Api {
         child,
         base: format!("http://127.0.0.1:{}", args.port),
     };
@@ -114,6 +114,14 @@ async fn start_api(args: &Args, max_batch: usize) -> anyhow::Result<Api> {
             .get(format!("{}/health/ready", api.base))
             .send()
             .await;
+        // A child that died (port taken) must not be mistaken for whatever
+        // else answers on that port: the run would measure the wrong server.
+        if let Some(status) = api.child.try_wait()? {
+            bail!(
+                "oms-api exited before it was ready ({status}); is port {} in use?",
+                args.port
+            );
+        }
         if ready.is_ok_and(|r| r.status().is_success()) {
             return Ok(api);
         }

@@ -88,7 +88,15 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> 
 
 /// Applies pending migrations. Safe to run from several processes at once:
 /// sqlx serializes them with an advisory lock.
+///
+/// Migrations newer than this binary knows are tolerated: during a rolling
+/// deploy (or a rollback) the previous release must keep starting against
+/// the schema the new one migrated. That holds because migrations only ever
+/// expand the schema (new tables, nullable or defaulted columns), never
+/// rename or drop what a previous release uses.
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
-    MIGRATOR.run(pool).await?;
+    let mut migrator = sqlx::migrate!("../migrations");
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await?;
     Ok(())
 }

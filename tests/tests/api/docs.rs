@@ -42,6 +42,7 @@ async fn the_openapi_document_describes_every_route(pool: PgPool) {
         "POST /webhooks/shopify",
         "GET /health/live",
         "GET /health/ready",
+        "GET /metrics",
     ]
     .into_iter()
     .map(str::to_string)

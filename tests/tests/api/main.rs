@@ -15,6 +15,7 @@ mod fakes;
 mod helpers;
 mod inventory;
 mod limits;
+mod migrations;
 mod observability;
 mod orders;
 mod saga;
