@@ -240,7 +240,7 @@ impl SagaActivities {
             let per_store = join_all(
                 self.shops
                     .iter()
-                    .map(|shop| push_store(shop, &levels, input.order_id)),
+                    .map(|shop| push_store(&self.store, shop, &levels, input.order_id)),
             )
             .await;
             let mut report = SyncReport::default();
@@ -388,6 +388,7 @@ impl SagaActivities {
 /// result (retrying cannot fix them); the first transient one is returned
 /// so the activity is retried.
 async fn push_store(
+    store: &Store,
     shop: &ShopifyClient,
     levels: &[(String, i32)],
     order_id: Uuid,
@@ -398,14 +399,53 @@ async fn push_store(
         problems: Vec::new(),
     };
     for (sku, level) in levels {
-        match shop.push_level(sku, *level, order_id).await {
-            Ok(Pushed::Set | Pushed::AlreadyThere) => sync.pushed.push((sku.clone(), *level)),
-            Ok(Pushed::NotSold) => {}
+        match push_until_current(store, shop, sku, *level, order_id).await {
+            Ok(Some(pushed)) => sync.pushed.push((sku.clone(), pushed)),
+            Ok(None) => {}
             Err(e @ ClientError::Permanent { .. }) => sync.problems.push(e.to_string()),
             Err(e) => return (sync, Some(e)),
         }
     }
     (sync, None)
+}
+
+/// Pushes `level`, then checks that it is still Postgres' level, and pushes
+/// again while it is not. Two syncs of one SKU can overlap (an order's sync
+/// and its cancellation's, or two orders' on two workers): the compare-and-set
+/// only protects the store's value, not the freshness of ours, so the older
+/// level could land last. Whoever writes last then sees the newer level and
+/// writes it, so the store converges on Postgres. Returns the level left in
+/// the store, or `None` when the store does not sell the SKU.
+async fn push_until_current(
+    store: &Store,
+    shop: &ShopifyClient,
+    sku: &str,
+    mut level: i32,
+    order_id: Uuid,
+) -> Result<Option<i32>, ClientError> {
+    for _ in 0..5 {
+        match shop.push_level(sku, level, order_id).await? {
+            Pushed::NotSold => return Ok(None),
+            Pushed::Set | Pushed::AlreadyThere => {}
+        }
+        let now = store
+            .in_stock_of(&[sku.to_string()])
+            .await
+            .map_err(|e| ClientError::Transient {
+                service: "postgres",
+                message: e.to_string(),
+            })?
+            .first()
+            .map_or(level, |(_, n)| *n);
+        if now == level {
+            return Ok(Some(level));
+        }
+        level = now;
+    }
+    Err(ClientError::Transient {
+        service: "postgres",
+        message: format!("the level of {sku} kept changing during channel sync"),
+    })
 }
 
 #[cfg(test)]

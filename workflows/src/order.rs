@@ -142,22 +142,33 @@ impl OrderWorkflow {
             },
             remote_opts(&policy, policy.channel_sync_deadline_secs),
         );
-        let submit = ctx.execute_activity(
-            SubmitFulfillment,
-            order_id,
-            remote_opts(&policy, policy.fulfillment_deadline_secs),
-        );
+        let shared: &WorkflowContext<Self> = ctx;
+        let submit = async {
+            let submitted = shared
+                .execute_activity(
+                    SubmitFulfillment,
+                    order_id,
+                    remote_opts(&policy, policy.fulfillment_deadline_secs),
+                )
+                .await;
+            // The order is the warehouse's from this moment, as Postgres
+            // already says: status changes are accepted at once, even while a
+            // slow store keeps channel sync retrying.
+            if let Ok(FulfillmentAccepted { wms_order_id }) = &submitted {
+                step(
+                    shared,
+                    format!("fulfillment requested: wms order {wms_order_id}"),
+                );
+                shared.state_mut(|s| s.view.wms_order_id = Some(wms_order_id.clone()));
+                set_status(shared, OrderStatus::FulfillmentRequested);
+            }
+            submitted
+        };
         let (synced, submitted) = join!(sync, submit);
         report_sync(ctx, order_id, &policy, synced).await?;
 
         match submitted {
-            Ok(FulfillmentAccepted { wms_order_id }) => {
-                step(
-                    ctx,
-                    format!("fulfillment requested: wms order {wms_order_id}"),
-                );
-                ctx.state_mut(|s| s.view.wms_order_id = Some(wms_order_id));
-                set_status(ctx, OrderStatus::FulfillmentRequested);
+            Ok(_) => {
                 // The workflow owns the rest of the lifecycle: it stays open
                 // until a `change_status` update delivers or cancels it.
                 ctx.wait_condition(|s| s.view.status.is_final() && !s.busy)
@@ -294,14 +305,14 @@ fn view(ctx: &WorkflowContext<OrderWorkflow>) -> OrderView {
 
 /// Moves the view to `status` and mirrors it into the `OmsOrderStatus`
 /// search attribute, if the workflow was started with it (see `search`).
-fn set_status(ctx: &mut WorkflowContext<OrderWorkflow>, status: OrderStatus) {
+fn set_status(ctx: &WorkflowContext<OrderWorkflow>, status: OrderStatus) {
     ctx.state_mut(|s| s.view.status = status);
     if ctx.search_attributes().contains_key(&search::ORDER_STATUS) {
         ctx.upsert_search_attributes([search::ORDER_STATUS.value_set(status.to_string())]);
     }
 }
 
-fn step(ctx: &mut WorkflowContext<OrderWorkflow>, what: String) {
+fn step(ctx: &WorkflowContext<OrderWorkflow>, what: String) {
     ctx.state_mut(|s| s.view.steps.push(what));
 }
 

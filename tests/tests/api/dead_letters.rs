@@ -1,15 +1,10 @@
 //! Replaying dead-lettered webhooks (`oms-api dead-letters replay <id>`).
 
 use api::dead_letters::{ReplayError, ReplayOutcome, Replayer};
-use serde_json::json;
 use sqlx::PgPool;
-use wiremock::{
-    Mock, ResponseTemplate,
-    matchers::{method, path},
-};
 
 use crate::{
-    saga_support::{SHOPS, SagaEnv, order_id, order_payload, saga_env},
+    saga_support::{SHOPS, SagaEnv, order_id, order_payload, saga_env, wms_accepts},
     temporal::with_worker,
 };
 
@@ -24,12 +19,7 @@ fn replayer(env: &SagaEnv) -> Replayer {
 #[sqlx::test(migrator = "activities::store::MIGRATOR")]
 async fn a_dead_letter_replays_into_its_order_once(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
-    Mock::given(method("POST"))
-        .and(path("/wms/order"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 4242})))
-        .expect(1)
-        .mount(&env.wms)
-        .await;
+    wms_accepts().expect(1).mount(&env.wms).await;
     env.app.set_stock("TSHIRT", 5).await;
     // A valid payload an earlier release could not map, as the webhook
     // handler stores it.

@@ -15,7 +15,7 @@ use worker::WorkerMetrics;
 
 use crate::{
     helpers::spawn_app,
-    saga_support::{SHOPS, order_payload, saga_env},
+    saga_support::{SHOPS, order_payload, saga_env, wms_accepts},
     temporal::with_worker_metrics,
 };
 
@@ -192,12 +192,7 @@ async fn worker_metrics_report_activity_outcomes_beside_the_sdk_series(pool: PgP
 #[sqlx::test(migrator = "activities::store::MIGRATOR")]
 async fn order_workflows_are_findable_in_temporal_by_order_id_shop_and_status(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
-    Mock::given(method("POST"))
-        .and(path("/wms/order"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 77})))
-        .expect(1)
-        .mount(&env.wms)
-        .await;
+    wms_accepts().expect(1).mount(&env.wms).await;
     env.app.set_stock("TSHIRT", 5).await;
     let client = temporal::connect(&env.worker.temporal).await.unwrap();
     crate::temporal::with_worker(env.worker.clone(), pool.clone(), async {

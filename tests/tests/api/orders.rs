@@ -387,6 +387,56 @@ async fn cancelling_before_shipping_cancels_the_warehouse_order_releases_and_res
     .await;
 }
 
+/// A store that answers correctly, but slowly.
+struct SlowStore(crate::fakes::FakeShopifyStore, std::time::Duration);
+
+impl wiremock::Respond for SlowStore {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        wiremock::Respond::respond(&self.0, request).set_delay(self.1)
+    }
+}
+
+#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+async fn an_order_can_be_cancelled_as_soon_as_the_warehouse_has_it_while_a_slow_store_still_syncs(
+    pool: PgPool,
+) {
+    let env = saga_env(pool.clone()).await;
+    mount_wms(&env).await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/wms/order/9001/cancel$"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": 9001, "status": "Cancelled"})),
+        )
+        .expect(1)
+        .mount(&env.wms)
+        .await;
+    // Store B takes 1.5 s per call (under the client's 2 s timeout), so the
+    // order's channel sync is still running when the WMS has accepted it.
+    let slow = &env.shops[1];
+    Mock::given(method("POST"))
+        .respond_with(SlowStore(
+            slow.fake.clone(),
+            std::time::Duration::from_millis(1_500),
+        ))
+        .with_priority(1)
+        .mount(&slow.server)
+        .await;
+    env.app.set_stock("SLOWSYNC", 5).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        // GET /orders/{id} says FULFILLMENT_REQUESTED from here on...
+        let id = place_until_fulfillment_requested(&env, "slow-1", &[("SLOWSYNC", 2)]).await;
+        // ...so a client may cancel now, sync or no sync.
+        let cancelled = patch_status(&env.app, &id, "CANCELLED").await;
+        assert_eq!(cancelled.status(), 200, "{:?}", cancelled.text().await);
+        assert_eq!(env.app.levels("SLOWSYNC").await, (5, 0, 0));
+        env.eventually("slow store re-synced to 5", || {
+            slow.fake.available("SLOWSYNC") == Some(5)
+        })
+        .await;
+    })
+    .await;
+}
+
 #[sqlx::test(migrator = "activities::store::MIGRATOR")]
 async fn a_warehouse_that_refuses_to_cancel_leaves_the_order_as_it_was(pool: PgPool) {
     let env = saga_env(pool.clone()).await;

@@ -10,18 +10,9 @@ use wiremock::{
 
 use crate::{
     helpers::assert_problem,
-    saga_support::{SHOPS, order_id, order_payload, saga_env},
+    saga_support::{SHOPS, order_id, order_payload, saga_env, wms_accepts},
     temporal::with_worker,
 };
-
-fn wms_accepts() -> Mock {
-    Mock::given(method("POST"))
-        .and(path("/wms/order"))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(json!({"id": 555_001, "status": "Processing"})),
-        )
-}
 
 async fn order_count(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM orders")

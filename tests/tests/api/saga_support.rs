@@ -17,7 +17,7 @@ use sha2::Sha256;
 use sqlx::PgPool;
 use uuid::Uuid;
 use wiremock::{
-    Mock, MockServer,
+    Mock, MockServer, ResponseTemplate,
     matchers::{method, path},
 };
 use worker::WorkerSettings;
@@ -127,6 +127,16 @@ pub async fn saga_env(pool: PgPool) -> SagaEnv {
         worker,
         pool,
     }
+}
+
+/// The WMS accepting an order as its id 555001.
+pub fn wms_accepts() -> Mock {
+    Mock::given(method("POST"))
+        .and(path("/wms/order"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"id": 555_001, "status": "Processing"})),
+        )
 }
 
 /// A Shopify `orders/create` payload with these `(sku, quantity)` lines.
