@@ -82,17 +82,19 @@ impl WorkerSettings {
     }
 }
 
-/// `OMS_WORKER_METRICS_ADDR`: an address, or `off`/empty for none.
+/// `OMS_WORKER_METRICS_ADDR`: an address (default `127.0.0.1:9464`), or
+/// `off` for none.
 fn metrics_addr_from_env() -> Result<Option<SocketAddr>, ConfigError> {
-    match std::env::var("OMS_WORKER_METRICS_ADDR") {
-        Err(_) => Ok(Some(SocketAddr::from(([127, 0, 0, 1], 9464)))),
-        Ok(v) if v.is_empty() || v.eq_ignore_ascii_case("off") => Ok(None),
-        Ok(_) => var_or(
-            "OMS_WORKER_METRICS_ADDR",
-            SocketAddr::from(([0, 0, 0, 0], 0)),
-        )
-        .map(Some),
+    let off = std::env::var("OMS_WORKER_METRICS_ADDR")
+        .is_ok_and(|v| v.trim().eq_ignore_ascii_case("off"));
+    if off {
+        return Ok(None);
     }
+    var_or(
+        "OMS_WORKER_METRICS_ADDR",
+        SocketAddr::from(([127, 0, 0, 1], 9464)),
+    )
+    .map(Some)
 }
 
 /// The worker's Prometheus endpoint: the SDK's exporter (its `temporal_*`

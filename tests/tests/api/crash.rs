@@ -63,6 +63,8 @@ fn spawn_worker(env: &SagaEnv) -> Child {
             "OMS_SHOPIFY_STORES",
             serde_json::to_string(&stores).unwrap(),
         )
+        // Port 0: never collides with a local stack's worker on 9464.
+        .env("OMS_WORKER_METRICS_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
