@@ -49,6 +49,15 @@ async fn patch_status(app: &TestApp, id: &str, status: &str) -> reqwest::Respons
         .unwrap()
 }
 
+/// The WMS cancelling its order 9001 (what `mount_wms` gives orders).
+fn wms_cancels() -> Mock {
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/wms/order/9001/cancel$"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": 9001, "status": "Cancelled"})),
+        )
+}
+
 /// Places an order through the API and waits until the WMS has it.
 async fn place_until_fulfillment_requested(
     env: &SagaEnv,
@@ -345,14 +354,7 @@ async fn an_order_runs_from_placement_to_delivered_through_the_api(pool: PgPool)
 async fn cancelling_before_shipping_cancels_the_warehouse_order_releases_and_resyncs(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     mount_wms(&env).await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/wms/order/9001/cancel$"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"id": 9001, "status": "Cancelled"})),
-        )
-        .expect(1)
-        .mount(&env.wms)
-        .await;
+    wms_cancels().expect(1).mount(&env.wms).await;
     env.app.set_stock("CANCEL", 6).await;
     with_worker(env.worker.clone(), pool.clone(), async {
         let id = place_until_fulfillment_requested(&env, "cancel-1", &[("CANCEL", 4)]).await;
@@ -402,14 +404,7 @@ async fn an_order_can_be_cancelled_as_soon_as_the_warehouse_has_it_while_a_slow_
 ) {
     let env = saga_env(pool.clone()).await;
     mount_wms(&env).await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/wms/order/9001/cancel$"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"id": 9001, "status": "Cancelled"})),
-        )
-        .expect(1)
-        .mount(&env.wms)
-        .await;
+    wms_cancels().expect(1).mount(&env.wms).await;
     // Store B takes 1.5 s per call (under the client's 2 s timeout), so the
     // order's channel sync is still running when the WMS has accepted it.
     let slow = &env.shops[1];
