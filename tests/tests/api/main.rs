@@ -18,6 +18,7 @@ mod limits;
 mod migrations;
 mod observability;
 mod orders;
+mod replay;
 mod saga;
 mod saga_support;
 mod temporal;

@@ -1,0 +1,264 @@
+//! Order workflows stay open for days, so every deploy meets histories that
+//! older workflow code wrote. These tests replay such histories against the
+//! code as it is now: a change that would make a running order fail with a
+//! nondeterminism error fails here first.
+//!
+//! The committed fixtures in `tests/fixtures/histories/` were recorded from
+//! real runs (`OMS_RECORD_HISTORIES=1 cargo test -p tests replay`); keep the
+//! old ones when the workflow changes, and add new ones beside them.
+
+use std::{path::PathBuf, time::Duration};
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::workflow_replayer::{
+    WorkflowReplayError, WorkflowReplayFailure, WorkflowReplayer, WorkflowReplayerOptions,
+};
+use temporalio_workflow::{WorkflowContext, WorkflowContextView, WorkflowResult};
+use wiremock::{
+    Mock, ResponseTemplate,
+    matchers::{body_string_contains, method, path, path_regex},
+};
+use workflows::{OrderWorkflow, contracts::OrderInput};
+
+use crate::{
+    saga_support::{SagaEnv, saga_env, wms_accepts},
+    temporal::with_worker,
+};
+
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/histories")
+}
+
+fn replayer() -> WorkflowReplayer {
+    WorkflowReplayer::new(
+        WorkflowReplayerOptions::new()
+            .register_workflow::<OrderWorkflow>()
+            .unwrap()
+            .build(),
+    )
+    .unwrap()
+}
+
+/// The committed histories, by file name.
+fn committed() -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(fixtures_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn committed_order_histories_replay_against_todays_workflow_code() {
+    let files = committed();
+    assert!(
+        files.len() >= 5,
+        "expected the recorded histories in {}",
+        fixtures_dir().display()
+    );
+    let replayer = replayer();
+    for (name, bytes) in files {
+        let history = WorkflowHistory::from_json(&bytes).unwrap();
+        if let Err(e) = replayer.replay_workflow(history).await {
+            panic!("{name} no longer replays: {e:?}");
+        }
+    }
+}
+
+/// Workflow code that starts with a timer where the real one runs an
+/// activity: the replayer must call that nondeterministic.
+#[workflow]
+pub struct TimerFirstOrderWorkflow {
+    _input: OrderInput,
+}
+
+#[workflow_methods]
+impl TimerFirstOrderWorkflow {
+    #[init]
+    pub fn new(_ctx: &WorkflowContextView, input: OrderInput) -> Self {
+        Self { _input: input }
+    }
+
+    #[run(name = "oms.OrderWorkflow")]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<()> {
+        ctx.timer(Duration::from_secs(1)).await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_workflow_change_that_breaks_replay_is_caught() {
+    let replayer = WorkflowReplayer::new(
+        WorkflowReplayerOptions::new()
+            .register_workflow::<TimerFirstOrderWorkflow>()
+            .unwrap()
+            .build(),
+    )
+    .unwrap();
+    let (name, bytes) = committed()
+        .into_iter()
+        .find(|(n, _)| n.contains("shipped"))
+        .expect("the shipment fixture");
+    let result = replayer
+        .replay_workflow(WorkflowHistory::from_json(&bytes).unwrap())
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(WorkflowReplayError::Replay(
+                WorkflowReplayFailure::Nondeterminism { .. }
+            ))
+        ),
+        "{name}: {result:?}"
+    );
+}
+
+fn api_order(sku: &str, quantity: i64) -> Value {
+    json!({
+        "customerReference": "REPLAY",
+        "lines": [{"sku": sku, "quantity": quantity}],
+        "shippingAddress": {"name": "Grace Hopper", "address1": "2 Harbor Rd", "city": "Hamburg",
+                            "zip": "20095", "countryCode": "DE"}
+    })
+}
+
+/// Places an API order and waits until the warehouse has it; its workflow id.
+async fn api_order_at_the_warehouse(env: &SagaEnv, key: &str, sku: &str) -> (String, String) {
+    let placed: Value = env
+        .app
+        .client
+        .post(env.app.url("/orders"))
+        .header("idempotency-key", key)
+        .json(&api_order(sku, 1))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = placed["orderId"].as_str().unwrap().to_string();
+    env.wait_for_status(id.parse().unwrap(), &["FULFILLMENT_REQUESTED"])
+        .await;
+    (id, placed["workflowId"].as_str().unwrap().to_string())
+}
+
+async fn patch_status(env: &SagaEnv, id: &str, status: &str) {
+    let r = env
+        .app
+        .client
+        .patch(env.app.url(&format!("/orders/{id}/status")))
+        .json(&json!({"status": status, "reason": "replay fixture"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{status}: {:?}", r.text().await);
+}
+
+#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+async fn representative_order_runs_replay_against_the_code_that_ran_them(pool: PgPool) {
+    let env = saga_env(pool.clone()).await;
+    // The warehouse refuses orders of DOOMED for good, takes every other one,
+    // and cancels what it is asked to.
+    Mock::given(method("POST"))
+        .and(path("/wms/order"))
+        .and(body_string_contains("DOOMED"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"recipient.address": ["could not be validated"]})),
+        )
+        .with_priority(1)
+        .mount(&env.wms)
+        .await;
+    wms_accepts().mount(&env.wms).await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/wms/order/\d+/cancel$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "Cancelled"})))
+        .mount(&env.wms)
+        .await;
+    for sku in ["SHIPME", "DOOMED", "CANCELME"] {
+        env.app.set_stock(sku, 10).await;
+    }
+    let client = activities::temporal::connect(&env.worker.temporal)
+        .await
+        .unwrap();
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let mut runs: Vec<(&str, String)> = Vec::new();
+
+        // Shipped and delivered: the saga, both status updates, completion.
+        let (id, wf) = api_order_at_the_warehouse(&env, "replay-shipped", "SHIPME").await;
+        patch_status(&env, &id, "SHIPPED").await;
+        patch_status(&env, &id, "DELIVERED").await;
+        runs.push(("order-shipped-delivered", wf));
+
+        // Cancelled after the warehouse had it.
+        let (id, wf) = api_order_at_the_warehouse(&env, "replay-cancelled", "CANCELME").await;
+        patch_status(&env, &id, "CANCELLED").await;
+        runs.push(("order-cancelled", wf));
+
+        // Rejected: an unknown product (a Shopify order).
+        let rejected = env.place(9_101, &[("SHIPME", 1), ("NO-SUCH", 1)]).await;
+        env.wait_for_status(rejected, &["REJECTED"]).await;
+        runs.push((
+            "order-rejected",
+            format!("order:shopify:{}:9101", crate::saga_support::SHOPS[0]),
+        ));
+
+        // Compensated: the warehouse refuses it for good.
+        let failed = env.place(9_102, &[("DOOMED", 2)]).await;
+        env.wait_for_status(failed, &["FAILED"]).await;
+        runs.push((
+            "order-compensated",
+            format!("order:shopify:{}:9102", crate::saga_support::SHOPS[0]),
+        ));
+
+        // Still running: reserved and at the warehouse, waiting for news.
+        let (_, wf) = api_order_at_the_warehouse(&env, "replay-open", "SHIPME").await;
+        runs.push(("order-open-at-warehouse", wf));
+
+        let record = std::env::var("OMS_RECORD_HISTORIES").is_ok_and(|v| v == "1");
+        let replayer = replayer();
+        for (name, workflow_id) in runs {
+            let handle = client.get_workflow_handle::<OrderWorkflow>(workflow_id.clone());
+            // A closed workflow's last events may reach history a moment
+            // after the status we waited for.
+            let json = fetch_settled_history(&handle).await;
+            let history = WorkflowHistory::from_json(&json).unwrap();
+            if let Err(e) = replayer.replay_workflow(history).await {
+                panic!("{name} ({workflow_id}) does not replay: {e:?}");
+            }
+            if record {
+                std::fs::write(fixtures_dir().join(format!("{name}.json")), &json).unwrap();
+            }
+        }
+    })
+    .await;
+}
+
+/// The history once it stops growing (the workflow closed, or waits), as
+/// the SDK's JSON.
+async fn fetch_settled_history(
+    handle: &temporalio_client::WorkflowHandle<temporalio_client::Client, OrderWorkflow>,
+) -> Vec<u8> {
+    let fetch = || handle.fetch_history(WorkflowFetchHistoryOptions::default());
+    let mut seen = 0;
+    for _ in 0..50 {
+        let events = fetch().into_events().await.unwrap().len();
+        if events == seen {
+            break;
+        }
+        seen = events;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    fetch().to_json().await.unwrap()
+}
