@@ -11,7 +11,7 @@ SKU=POPULAR-TSHIRT
 step() { printf '\n\033[1;32m### %s\033[0m\n' "$*" >&2; }
 show() { printf '\033[1m$ %s\033[0m\n' "$*" >&2; eval "$@"; echo; }
 
-step "Inventory API (seed 004): set stock, reserve, sell; a token works once"
+step "Inventory API: set stock, reserve, sell; a token works once"
 show "curl -s -X PATCH $B/product/$SKU/stock -d '{\"stock\": 100}'"
 TOKEN=$(curl -s -X POST "$B/product/$SKU/reserve" | sed -E 's/.*"reservationToken":"([^"]+)".*/\1/')
 show "curl -s -X POST $B/product/$SKU/sold -d '{\"reservationToken\": \"$TOKEN\"}'"

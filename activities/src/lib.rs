@@ -1,15 +1,17 @@
-//! Adapters of the order-management system.
+//! The Temporal activities of the OMS: the only place the workflows'
+//! decisions touch Postgres, Shopify and the warehouse.
 //!
-//! [`store`] is the one place that talks to Postgres; the API and the
-//! Temporal activities both go through it, so the rules that keep stock
-//! correct (atomic conditional updates, single-use tokens) live once.
+//! Each activity takes its contract's input (crate `workflows`), calls the
+//! database (crate `db`) or a vendor's client (crate `vendors`), and maps
+//! what went wrong onto Temporal's retry classes in one place
+//! ([`failure`]). Every activity is safe to run twice: Temporal re-runs an
+//! activity whose completion it did not see, even if its work committed.
 
-pub mod config;
-pub mod http;
+mod failure;
 pub mod metrics;
-pub mod saga;
-pub mod shopify;
-pub mod store;
-pub mod telemetry;
-pub mod temporal;
-pub mod wms;
+mod observe;
+mod order;
+mod sync;
+
+pub use order::OrderActivities;
+pub use sync::ChannelSyncActivities;

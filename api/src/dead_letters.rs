@@ -9,17 +9,15 @@
 //! workflow id derive from the Shopify order, so a replay of an order that
 //! did arrive meanwhile allocates nothing twice.
 
-use activities::{
-    store::{DeadLetter, Store, StoreError},
-    temporal::{Started, TemporalError, TemporalSettings},
-};
+use db::{Db, DbError, DeadLetter};
 use domain::ShopDomain;
+use orchestrator::{Orchestrator, Started, TemporalError, TemporalSettings};
 use serde::Serialize;
 use tracing::Instrument;
 use uuid::Uuid;
 use workflows::contracts::SagaPolicy;
 
-use crate::{orchestrator::Orchestrator, routes::webhooks::map_order, shopify_dto::MappingError};
+use crate::shopify_dto::{MappingError, map_order};
 
 /// What a replay did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,7 +69,7 @@ pub enum ReplayError {
     },
     /// Postgres failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
     /// Temporal failed; nothing was marked, so the replay can be retried.
     #[error(transparent)]
     Temporal(#[from] TemporalError),
@@ -80,16 +78,16 @@ pub enum ReplayError {
 /// Lists and replays dead letters.
 #[derive(Clone)]
 pub struct Replayer {
-    store: Store,
+    db: Db,
     orchestrator: Orchestrator,
     policy: SagaPolicy,
 }
 
 impl Replayer {
-    /// Over the API's store, Temporal settings and saga policy.
-    pub fn new(store: Store, temporal: TemporalSettings, policy: SagaPolicy) -> Self {
+    /// Over the API's database, Temporal settings and saga policy.
+    pub fn new(db: Db, temporal: TemporalSettings, policy: SagaPolicy) -> Self {
         Self {
-            store,
+            db,
             orchestrator: Orchestrator::new(temporal),
             policy,
         }
@@ -97,7 +95,7 @@ impl Replayer {
 
     /// Dead letters, oldest first (only pending ones unless `all`).
     pub async fn list(&self, all: bool, limit: i64) -> Result<Vec<DeadLetter>, ReplayError> {
-        Ok(self.store.dead_letters(all, limit).await?)
+        Ok(self.db.dead_letters(all, limit).await?)
     }
 
     /// Runs dead letter `id` through the webhook's mapping again and starts
@@ -105,7 +103,7 @@ impl Replayer {
     /// order it started.
     pub async fn replay(&self, id: i64, force: bool) -> Result<ReplayOutcome, ReplayError> {
         let letter = self
-            .store
+            .db
             .dead_letter_by_id(id)
             .await?
             .ok_or(ReplayError::NotFound(id))?;
@@ -138,7 +136,7 @@ impl Replayer {
             Ok(input) => input,
             Err(MappingError::NothingToShip) => {
                 let reason = MappingError::NothingToShip.to_string();
-                self.store.record_replay(id, Err(&reason)).await?;
+                self.db.record_replay(id, Err(&reason)).await?;
                 return Ok(ReplayOutcome::Ignored { reason });
             }
             Err(MappingError::Invalid(reason)) => return self.still_invalid(id, reason).await,
@@ -154,13 +152,13 @@ impl Replayer {
                 workflow_id,
             },
         };
-        self.store.record_replay(id, Ok(order_id)).await?;
+        self.db.record_replay(id, Ok(order_id)).await?;
         tracing::info!(order.id = %order_id, "dead letter replayed");
         Ok(outcome)
     }
 
     async fn still_invalid(&self, id: i64, reason: String) -> Result<ReplayOutcome, ReplayError> {
-        self.store.record_replay(id, Err(&reason)).await?;
+        self.db.record_replay(id, Err(&reason)).await?;
         tracing::warn!(reason = %reason, "dead letter still cannot be processed");
         Ok(ReplayOutcome::StillInvalid { reason })
     }

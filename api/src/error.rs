@@ -4,12 +4,12 @@
 //! stable machine-readable `code` next to the human `detail`, so clients
 //! branch on `code` and people read `detail`.
 
-use activities::store::StoreError;
 use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use domain::DomainError;
+use db::DbError;
+use domain::{DomainError, LineProblem, OrderStatus};
 use serde::Serialize;
 
 /// One offending field of a request.
@@ -49,20 +49,20 @@ pub enum ApiError {
     #[error("this Idempotency-Key was already used with a different request body")]
     IdempotencyKeyReused,
     /// The order could not be allocated (nothing was reserved).
-    #[error("order {order_id} was rejected: {reason}")]
+    #[error("order {order_id} was rejected: {}", reasons(.problems).join("; "))]
     OrderRejected {
         /// The order.
         order_id: uuid::Uuid,
-        /// One reason per failing line.
-        reason: String,
+        /// One per failing line.
+        problems: Vec<LineProblem>,
     },
     /// The order's status does not allow the requested move.
     #[error("an order in {from} cannot become {to}; allowed: {}", allowed(*.from))]
     IllegalTransition {
         /// Current status.
-        from: domain::OrderStatus,
+        from: OrderStatus,
         /// Requested status.
-        to: domain::OrderStatus,
+        to: OrderStatus,
     },
     /// The workflow refused or could not apply the change.
     #[error("{0}")]
@@ -93,10 +93,10 @@ pub enum ApiError {
     WebhookUnauthorized,
     /// Temporal is unreachable: the caller should retry.
     #[error(transparent)]
-    Temporal(#[from] activities::temporal::TemporalError),
-    /// The store refused or failed.
+    Temporal(#[from] orchestrator::TemporalError),
+    /// The database refused or failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
 }
 
 impl ApiError {
@@ -117,6 +117,7 @@ impl ApiError {
             DomainError::UnknownReservationState(_) | DomainError::UnknownOrderStatus(_) => {
                 "invalid_status"
             }
+            DomainError::UnknownChannel(_) => "invalid_channel",
             DomainError::InvalidShopDomain(_) => "invalid_shop_domain",
         };
         Self::bad_request(code, err.to_string())
@@ -161,38 +162,36 @@ impl ApiError {
                 "orchestrator_unavailable",
                 "Temporarily unavailable",
             ),
-            Self::Store(e) => match e {
-                StoreError::ProductNotFound(_) => {
+            Self::Db(e) if e.is_busy() => (
+                S::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "Temporarily unavailable",
+            ),
+            Self::Db(e) => match e {
+                DbError::ProductNotFound(_) => {
                     (S::NOT_FOUND, "product_not_found", "Product not found")
                 }
-                StoreError::OutOfStock { .. } => (S::CONFLICT, "out_of_stock", "Out of stock"),
-                StoreError::ReservationNotFound => (
+                DbError::OutOfStock { .. } => (S::CONFLICT, "out_of_stock", "Out of stock"),
+                DbError::ReservationNotFound => (
                     S::NOT_FOUND,
                     "reservation_not_found",
                     "Reservation not found",
                 ),
-                StoreError::ReservationConsumed(_) => (
+                DbError::ReservationConsumed(_) => (
                     S::CONFLICT,
                     "reservation_already_used",
                     "Reservation already used",
                 ),
-                StoreError::BatchFailed | StoreError::ShuttingDown => (
-                    S::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "Temporarily unavailable",
-                ),
-                StoreError::Database(sqlx::Error::PoolTimedOut) => (
-                    S::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "Temporarily unavailable",
-                ),
-                StoreError::OrderNotFound(_) => {
-                    (S::NOT_FOUND, "order_not_found", "Order not found")
-                }
-                StoreError::IllegalTransition { .. } => {
+
+                DbError::OrderNotFound(_) => (S::NOT_FOUND, "order_not_found", "Order not found"),
+                DbError::IllegalTransition { .. } => {
                     (S::CONFLICT, "illegal_transition", "Illegal transition")
                 }
-                StoreError::Database(_) | StoreError::Migrate(_) | StoreError::Corrupt(_) => {
+                DbError::BatchFailed
+                | DbError::ShuttingDown
+                | DbError::Database(_)
+                | DbError::Migrate(_)
+                | DbError::Corrupt(_) => {
                     (S::INTERNAL_SERVER_ERROR, "internal_error", "Internal error")
                 }
             },
@@ -201,11 +200,16 @@ impl ApiError {
 }
 
 /// Names of the statuses a client may request from `from`.
-fn requestable(from: domain::OrderStatus) -> Vec<&'static str> {
+fn requestable(from: OrderStatus) -> Vec<&'static str> {
     from.requestable_next().iter().map(|s| s.as_str()).collect()
 }
 
-fn allowed(from: domain::OrderStatus) -> String {
+/// One readable reason per failing line.
+fn reasons(problems: &[LineProblem]) -> Vec<String> {
+    problems.iter().map(ToString::to_string).collect()
+}
+
+fn allowed(from: OrderStatus) -> String {
     let next = requestable(from);
     if next.is_empty() {
         "none".into()
@@ -214,21 +218,31 @@ fn allowed(from: domain::OrderStatus) -> String {
     }
 }
 
-/// RFC 9457 problem details plus our `code`, and `errors` naming the
-/// offending fields where there are any.
-#[derive(Debug, Serialize)]
-struct Problem<'a> {
+/// The shape of every error: RFC 9457 problem details plus a stable `code`
+/// to branch on, and `errors` naming the offending fields where there are
+/// any. Some problems add members of their own (`currentStatus` and
+/// `allowedStatuses` of an illegal transition, `reasons` of a rejection).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `urn:oms:problem:<code>`.
     #[serde(rename = "type")]
-    kind: String,
-    title: &'a str,
-    status: u16,
-    code: &'a str,
-    detail: String,
+    pub kind: String,
+    /// Short summary of the problem kind.
+    pub title: &'static str,
+    /// The HTTP status.
+    pub status: u16,
+    /// Stable machine-readable code to branch on.
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub detail: String,
+    /// The offending fields, when the request had invalid ones.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    errors: Vec<FieldError>,
-    /// Extension members of some problems (e.g. `currentStatus`).
+    #[schema(required = false)]
+    pub errors: Vec<FieldError>,
+    /// Members of particular problems.
     #[serde(flatten)]
-    extra: serde_json::Map<String, serde_json::Value>,
+    #[schema(ignore)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl IntoResponse for ApiError {
@@ -250,12 +264,9 @@ impl IntoResponse for ApiError {
                 extra.insert("currentStatus".into(), from.as_str().into());
                 extra.insert("allowedStatuses".into(), requestable(*from).into());
             }
-            Self::OrderRejected { order_id, reason } => {
+            Self::OrderRejected { order_id, problems } => {
                 extra.insert("orderId".into(), order_id.to_string().into());
-                extra.insert(
-                    "reasons".into(),
-                    reason.split("; ").collect::<Vec<_>>().into(),
-                );
+                extra.insert("reasons".into(), reasons(problems).into());
             }
             _ => {}
         }

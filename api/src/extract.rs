@@ -8,7 +8,7 @@ use axum::{
 use domain::Sku;
 use serde::de::DeserializeOwned;
 
-use crate::ApiError;
+use crate::error::ApiError;
 
 /// A JSON body. Unlike `axum::Json` it accepts a request without a content
 /// type (curl's `-d` sends a form type we would otherwise have to refuse

@@ -1,7 +1,7 @@
 //! The OMS HTTP API.
 //!
-//! [`Application`] wires settings, the store and the router together and is
-//! what both the binary and the integration tests start.
+//! [`Application`] wires settings, the database and the router together and
+//! is what both the binary and the integration tests start.
 
 pub mod dead_letters;
 pub mod error;
@@ -9,14 +9,16 @@ mod extract;
 mod limits;
 pub mod metrics;
 pub mod openapi;
-mod orchestrator;
+mod pagination;
 mod routes;
 mod settings;
-mod shopify_dto;
+pub mod shopify_dto;
 mod startup;
+mod state;
 
 pub use error::ApiError;
 pub use limits::{LimitSettings, Rate};
 pub use metrics::ApiMetrics;
 pub use settings::Settings;
 pub use startup::{Application, StartupError, router};
+pub use state::AppState;

@@ -22,7 +22,7 @@ use axum::{
 };
 use tokio::sync::Semaphore;
 
-use crate::{ApiError, extract::header};
+use crate::{error::ApiError, extract::header};
 
 /// A bucket's refill rate and size. A rate of 0 disables limiting.
 #[derive(Debug, Clone, Copy, PartialEq)]

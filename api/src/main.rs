@@ -26,21 +26,21 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => {}
     }
-    activities::telemetry::init("oms-api");
+    runtime::telemetry::init("oms-api");
     let settings = Settings::from_env().context("reading settings")?;
     match command.as_deref() {
         None | Some("serve") => {
             let app = Application::build(settings)
                 .await
                 .context("starting the API")?;
-            app.run_until_stopped(activities::telemetry::shutdown_signal())
+            app.run_until_stopped(runtime::telemetry::shutdown_signal())
                 .await
                 .context("serving")?;
             tracing::info!("api stopped");
         }
         Some("migrate") => {
-            let pool = activities::store::connect(&settings.database).await?;
-            activities::store::migrate(&pool).await?;
+            let pool = db::connect(&settings.database).await?;
+            db::migrate(&pool).await?;
             tracing::info!("migrations applied");
         }
         Some("dead-letters") => dead_letters(settings).await?,
@@ -57,10 +57,10 @@ async fn main() -> anyhow::Result<()> {
 async fn dead_letters(settings: Settings) -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(2).collect();
     let flag = |name: &str| args.iter().any(|a| a == name);
-    let pool = activities::store::connect(&settings.database).await?;
-    let store = activities::store::Store::new(pool, &settings.reserver);
+    let pool = db::connect(&settings.database).await?;
+    let db = db::Db::new(pool, &settings.reserver);
     let replayer =
-        api::dead_letters::Replayer::new(store, settings.temporal.clone(), settings.saga_policy);
+        api::dead_letters::Replayer::new(db, settings.temporal.clone(), settings.saga_policy);
     match args.first().map(String::as_str) {
         Some("list") => {
             for d in replayer.list(flag("--all"), 1_000).await? {

@@ -178,7 +178,7 @@ impl ApiMetrics {
         self.webhooks.with_label_values(&[outcome.label()]).inc();
     }
 
-    /// Records one reserve batch (the store's batch observer).
+    /// Records one reserve batch (the database's batch observer).
     pub fn reserve_batch(&self, size: usize, elapsed: Duration, committed: bool) {
         #[allow(clippy::cast_precision_loss)]
         self.batch_size.observe(size as f64);

@@ -1,33 +1,15 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and
 //! the types they use, served at `/openapi.json` (and rendered at `/docs`).
 
-use activities::store::{
-    OrderDetail, OrderLine, OrderReservation, OrderSummary, StatusChangeRecord,
-};
-use domain::{OrderStatus, StockLevels};
+use db::{OrderDetail, OrderLine, OrderReservation, OrderSummary, StatusChangeRecord};
+use domain::{Channel, LineProblem, OrderStatus, ReservationState, StockLevels};
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
-use crate::{error::FieldError, routes};
-
-/// The shape of every error (RFC 9457 problem details plus `code`).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct Problem {
-    /// `urn:oms:problem:<code>`.
-    #[schema(rename = "type")]
-    kind: String,
-    /// Short summary of the problem kind.
-    title: String,
-    /// The HTTP status.
-    status: u16,
-    /// Stable machine-readable code to branch on.
-    code: String,
-    /// What went wrong, for people.
-    detail: String,
-    /// The offending fields, when the request had invalid ones.
-    errors: Option<Vec<FieldError>>,
-}
+use crate::{
+    error::{FieldError, Problem},
+    routes,
+};
 
 /// The API's document.
 #[derive(OpenApi)]
@@ -57,6 +39,9 @@ pub struct Problem {
         FieldError,
         StockLevels,
         OrderStatus,
+        Channel,
+        ReservationState,
+        LineProblem,
         OrderDetail,
         OrderSummary,
         OrderLine,

@@ -1,14 +1,14 @@
+//! The API process's settings.
+
 use std::{net::SocketAddr, time::Duration};
 
-use activities::{
-    config::{ConfigError, secs_or, var_or},
-    shopify::{StoreSettings, stores_from_env},
-    store::{DatabaseSettings, ReserverSettings},
-    temporal::TemporalSettings,
-};
+use db::{DatabaseSettings, ReserverSettings};
+use orchestrator::TemporalSettings;
+use runtime::config::{ConfigError, secs_or, var_or};
+use vendors::shopify::{ShopSettings, shops_from_env};
 use workflows::contracts::SagaPolicy;
 
-use crate::{LimitSettings, Rate};
+use crate::{limits::LimitSettings, limits::Rate};
 
 /// Everything the API process needs, built once at start-up (or by a test).
 #[derive(Debug, Clone)]
@@ -25,8 +25,8 @@ pub struct Settings {
     pub body_limit_bytes: usize,
     /// Temporal connection and task queue.
     pub temporal: TemporalSettings,
-    /// Shopify stores whose webhooks are accepted.
-    pub stores: Vec<StoreSettings>,
+    /// Shopify shops whose webhooks are accepted.
+    pub shops: Vec<ShopSettings>,
     /// Timeouts and retry pacing given to each new order saga.
     pub saga_policy: SagaPolicy,
     /// Base URL of the Temporal Web UI (for links in order responses).
@@ -45,7 +45,7 @@ impl Settings {
             expiry_sweep_interval: secs_or("OMS_EXPIRY_SWEEP_SECS", Duration::from_secs(30))?,
             body_limit_bytes: var_or("OMS_BODY_LIMIT_BYTES", 256 * 1024)?,
             temporal: TemporalSettings::from_env()?,
-            stores: stores_from_env()?,
+            shops: shops_from_env()?,
             saga_policy: saga_policy_from_env()?,
             temporal_ui_url: var_or("OMS_TEMPORAL_UI_URL", "http://localhost:8233".to_string())?,
             limits: LimitSettings {

@@ -9,9 +9,10 @@
 //! 2^53, so never read through a float); money stays a decimal string.
 
 use chrono::DateTime;
+use domain::Address;
 use domain::{Channel, ShopDomain, order_id_for};
 use serde::Deserialize;
-use workflows::contracts::{Address, LineInput, OrderInput, SagaPolicy};
+use workflows::contracts::{LineInput, OrderInput, SagaPolicy};
 
 /// The webhook body, reduced to what is used.
 #[derive(Debug, Deserialize)]
@@ -46,6 +47,23 @@ struct AddressDto {
     zip: Option<String>,
     country_code: Option<String>,
     phone: Option<String>,
+}
+
+/// Parses a signed `orders/create` body into the saga's input (also what a
+/// dead-letter replay runs).
+pub fn map_order(
+    body: &[u8],
+    shop: &ShopDomain,
+    request_id: Option<String>,
+    policy: SagaPolicy,
+) -> Result<OrderInput, MappingError> {
+    serde_json::from_slice::<ShopifyOrderDto>(body)
+        .map_err(|e| {
+            MappingError::Invalid(format!(
+                "payload does not match the orders/create shape: {e}"
+            ))
+        })
+        .and_then(|dto| dto.into_order(shop, request_id, policy))
 }
 
 /// What mapping a parsed payload can conclude besides an order.

@@ -1,13 +1,15 @@
-use std::{future::Future, net::SocketAddr, time::Duration};
+//! Building the API: its router, and the process that serves it.
 
-use activities::store::{self, Store, StoreError};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request},
     http::HeaderName,
     routing::{get, patch, post},
 };
-use sqlx::PgPool;
+use db::{BatchReport, Db, DbError, PgPool};
+use orchestrator::Orchestrator;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::{
@@ -17,44 +19,16 @@ use tower_http::{
 use utoipa_scalar::Servable as _;
 
 use crate::{
-    ApiError, ApiMetrics, LimitSettings, Settings, limits::Limiter, metrics,
-    orchestrator::Orchestrator, routes,
+    error::ApiError, limits::LimitSettings, limits::Limiter, metrics, metrics::ApiMetrics, routes,
+    settings::Settings, state::AppState,
 };
-use activities::shopify::StoreSettings;
-use std::sync::Arc;
-use workflows::contracts::SagaPolicy;
-
-/// Shared state of the handlers.
-#[derive(Clone)]
-pub struct AppState {
-    /// The inventory store.
-    pub store: Store,
-    /// Starts order workflows.
-    pub orchestrator: Orchestrator,
-    /// Stores whose webhooks are accepted.
-    pub stores: Arc<Vec<StoreSettings>>,
-    /// Given to each new saga.
-    pub saga_policy: SagaPolicy,
-    /// Base URL of the Temporal Web UI, for links to workflows.
-    pub temporal_ui_url: Arc<str>,
-    /// Temporal namespace, for those links.
-    pub temporal_namespace: Arc<str>,
-    /// The process's Prometheus series.
-    pub metrics: ApiMetrics,
-}
-
-impl axum::extract::FromRef<AppState> for ApiMetrics {
-    fn from_ref(state: &AppState) -> Self {
-        state.metrics.clone()
-    }
-}
 
 /// Why the API could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// Database connection or migration failed.
     #[error("database: {0}")]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -135,7 +109,7 @@ pub fn router(state: AppState, body_limit_bytes: usize, limits: LimitSettings) -
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    store: Store,
+    db: Db,
     sweep_interval: Duration,
 }
 
@@ -143,8 +117,8 @@ impl Application {
     /// Connects to Postgres (creating the database if needed), migrates, and
     /// binds the listen address.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let pool = store::connect(&settings.database).await?;
-        store::migrate(&pool).await?;
+        let pool = db::connect(&settings.database).await?;
+        db::migrate(&pool).await?;
         Self::build_with_pool(settings, pool).await
     }
 
@@ -153,17 +127,17 @@ impl Application {
     pub async fn build_with_pool(settings: Settings, pool: PgPool) -> Result<Self, StartupError> {
         let metrics = ApiMetrics::new();
         let observed = metrics.clone();
-        let store = Store::with_batch_observer(
+        let db = Db::with_batch_observer(
             pool,
             &settings.reserver,
-            Arc::new(move |batch: &store::BatchReport| {
+            Arc::new(move |batch: &BatchReport| {
                 observed.reserve_batch(batch.size, batch.elapsed, batch.committed);
             }),
         );
         let state = AppState {
-            store: store.clone(),
+            db: db.clone(),
             orchestrator: Orchestrator::new(settings.temporal.clone()),
-            stores: Arc::new(settings.stores.clone()),
+            shops: Arc::new(settings.shops.clone()),
             saga_policy: settings.saga_policy.clone(),
             temporal_ui_url: settings.temporal_ui_url.clone().into(),
             temporal_namespace: settings.temporal.namespace.clone().into(),
@@ -179,7 +153,7 @@ impl Application {
         Ok(Self {
             listener,
             router,
-            store,
+            db,
             sweep_interval: settings.expiry_sweep_interval,
         })
     }
@@ -197,7 +171,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let sweeper = tokio::spawn(sweep_expired(self.store.clone(), self.sweep_interval));
+        let sweeper = tokio::spawn(sweep_expired(self.db.clone(), self.sweep_interval));
         tracing::info!(addr = ?self.listener.local_addr().ok(), "api listening");
         // Peer addresses identify clients that send no X-Client-Id.
         let service = self
@@ -212,14 +186,14 @@ impl Application {
 }
 
 /// Periodically frees reservations past their `expires_at`.
-async fn sweep_expired(store: Store, every: Duration) {
+async fn sweep_expired(db: Db, every: Duration) {
     let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         // Batches of 1,000 keep each transaction short; loop while full.
         loop {
-            match store.expire_reservations(1_000).await {
+            match db.expire_reservations(1_000).await {
                 Ok(0) => break,
                 Ok(n) => {
                     tracing::info!(expired = n, "expired reservations released");

@@ -17,6 +17,9 @@ pub enum DomainError {
     /// A status name is not one we know.
     #[error("unknown order status `{0}`")]
     UnknownOrderStatus(String),
+    /// A channel name is not one we know.
+    #[error("unknown channel `{0}`")]
+    UnknownChannel(String),
     /// A shop domain is not a DNS name.
     #[error("invalid shop domain `{0}`")]
     InvalidShopDomain(String),

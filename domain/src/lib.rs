@@ -4,6 +4,8 @@
 //! database row) into types whose constructors enforce the rules, so code
 //! deeper in the system never has to re-check a SKU or a quantity.
 
+mod address;
+mod allocation;
 mod error;
 mod order;
 mod quantity;
@@ -11,6 +13,8 @@ mod reservation;
 mod sku;
 mod stock;
 
+pub use address::Address;
+pub use allocation::{LineProblem, LineQty, ReserveOutcome};
 pub use error::DomainError;
 pub use order::{Channel, OrderStatus, ShopDomain, order_id_for};
 pub use quantity::{Quantity, StockQuantity};

@@ -4,10 +4,12 @@ use std::{fmt, str::FromStr};
 
 use uuid::Uuid;
 
-use crate::DomainError;
+use crate::error::DomainError;
 
 /// Where an order came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     /// A Shopify store's `orders/create` webhook.
@@ -17,12 +19,38 @@ pub enum Channel {
 }
 
 impl Channel {
-    /// The name stored in the database.
+    /// Every channel.
+    pub const ALL: [Self; 2] = [Self::Shopify, Self::Api];
+
+    /// The name stored in the database and used by the API.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Shopify => "shopify",
             Self::Api => "api",
         }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Channel {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| DomainError::UnknownChannel(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for Channel {
+    type Error = DomainError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
     }
 }
 
@@ -127,6 +155,13 @@ impl FromStr for OrderStatus {
             .into_iter()
             .find(|st| st.as_str() == s)
             .ok_or_else(|| DomainError::UnknownOrderStatus(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for OrderStatus {
+    type Error = DomainError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
     }
 }
 

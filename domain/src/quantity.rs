@@ -1,6 +1,6 @@
 use std::fmt;
 
-use crate::DomainError;
+use crate::error::DomainError;
 
 /// Upper bound of any stock level or line quantity.
 ///

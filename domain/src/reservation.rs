@@ -2,7 +2,7 @@ use std::{fmt, str::FromStr};
 
 use uuid::Uuid;
 
-use crate::DomainError;
+use crate::error::DomainError;
 
 /// Proof of one reservation, handed to the caller of `reserve`; required to
 /// release the stock again or to mark it sold.
@@ -46,7 +46,9 @@ impl fmt::Display for ReservationToken {
 
 /// Lifecycle of a reservation. Only `Reserved` holds stock; every other state
 /// is final, which is what makes a token single-use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReservationState {
     /// Holds units out of IN_STOCK.
@@ -81,6 +83,13 @@ impl FromStr for ReservationState {
             "EXPIRED" => Ok(Self::Expired),
             other => Err(DomainError::UnknownReservationState(other.to_string())),
         }
+    }
+}
+
+impl TryFrom<String> for ReservationState {
+    type Error = DomainError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
     }
 }
 

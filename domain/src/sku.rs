@@ -1,6 +1,6 @@
 use std::fmt;
 
-use crate::DomainError;
+use crate::error::DomainError;
 
 /// A stock-keeping unit: the product id of the inventory API.
 ///

@@ -1,4 +1,4 @@
-/// The three stock levels of one product (seed 004): units available to sell,
+/// The three stock levels of one product: units available to sell,
 /// units held by open reservations, and units sold.
 ///
 /// Serialized with the exact field names the inventory API promises.
@@ -38,7 +38,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn serializes_with_the_seed_field_names() {
+    fn serializes_with_the_field_names_the_inventory_api_promises() {
         let l = StockLevels {
             in_stock: 123,
             reserved: 4,

@@ -1,7 +1,7 @@
 //! Local stand-in for two Shopify stores and a ShipBob-style WMS.
 //!
-//! It serves the exact requests the OMS clients (`activities::shopify`,
-//! `activities::wms`) send, keeps everything in memory, and can be switched
+//! It serves the exact requests the OMS clients (`vendors::shopify`,
+//! `vendors::wms`) send, keeps everything in memory, and can be switched
 //! into failure modes over HTTP, so someone running the OMS locally can watch
 //! retries, rate limiting and saga compensation happen.
 //!

@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    activities::telemetry::init("oms-simulator");
+    runtime::telemetry::init("oms-simulator");
     let addr = std::env::var("OMS_SIMULATOR_ADDR")
         .ok()
         .filter(|a| !a.trim().is_empty())
@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(addr = ?listener.local_addr().ok(), "simulator listening; GET / lists the endpoints");
     axum::serve(listener, Simulator::new().router())
-        .with_graceful_shutdown(activities::telemetry::shutdown_signal())
+        .with_graceful_shutdown(runtime::telemetry::shutdown_signal())
         .await
         .context("serving")?;
     tracing::info!("simulator stopped");

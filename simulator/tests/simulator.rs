@@ -6,17 +6,16 @@
 
 use std::time::Duration;
 
-use activities::{
-    http::ClientError,
-    shopify::{DEFAULT_API_VERSION, Pushed, ShopifyClient, StoreSettings},
-    store::FulfillmentOrder,
-    wms::{WmsClient, WmsSettings},
-};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use simulator::Simulator;
 use tokio::net::TcpListener;
 use uuid::Uuid;
+use vendors::{
+    http::ClientError,
+    shopify::{DEFAULT_API_VERSION, Pushed, ShopSettings, ShopifyClient},
+    wms::{NewWmsOrder, Recipient, RecipientAddress, WmsClient, WmsProduct, WmsSettings},
+};
 
 const SHOP: &str = "store-a.myshopify.com";
 const OTHER_SHOP: &str = "store-b.myshopify.com";
@@ -149,7 +148,7 @@ impl Sim {
     }
 
     fn shopify_client(&self, shop: &str) -> ShopifyClient {
-        let store: StoreSettings = serde_json::from_value(json!({
+        let store: ShopSettings = serde_json::from_value(json!({
             "shop": shop,
             "webhook_secret": "unused",
             "admin_url": self.url(&format!("/shops/{shop}")),
@@ -545,20 +544,25 @@ async fn the_oms_wms_client_reads_stock_and_creates_orders_once() {
     let client = sim.wms_client();
     assert_eq!(client.sellable("TEE-M").await.unwrap(), Some(1000));
 
-    let order = FulfillmentOrder {
-        order_id: Uuid::new_v4(),
-        name: Some("#1001".into()),
-        status: domain::OrderStatus::Reserved,
-        wms_order_id: None,
-        shipping_address: Some(workflows::contracts::Address {
-            name: Some("Ada".into()),
-            address1: Some("1 Main St".into()),
-            city: Some("Springfield".into()),
-            country_code: Some("US".into()),
-            ..Default::default()
-        }),
-        lines: vec![("TEE-M".into(), 2, Some("Tee".into()))],
-    };
+    let order = NewWmsOrder::dtc(
+        Uuid::new_v4().to_string(),
+        "#1001".into(),
+        Recipient {
+            name: "Ada".into(),
+            phone_number: None,
+            address: RecipientAddress {
+                address1: Some("1 Main St".into()),
+                city: Some("Springfield".into()),
+                country: Some("US".into()),
+                ..Default::default()
+            },
+        },
+        vec![WmsProduct {
+            reference_id: "TEE-M".into(),
+            name: "Tee".into(),
+            quantity: 2,
+        }],
+    );
     let id = client.create_order(&order).await.unwrap();
     // A retried activity meets the duplicate reference and gets the same id.
     assert_eq!(client.create_order(&order).await.unwrap(), id);
@@ -571,7 +575,7 @@ async fn the_oms_wms_client_reads_stock_and_creates_orders_once() {
     sim.put("/control/wms/mode", &json!({"mode": "reject"}))
         .await;
     let mut other = order.clone();
-    other.order_id = Uuid::new_v4();
+    other.reference_id = Uuid::new_v4().to_string();
     let err = client.create_order(&other).await.unwrap_err();
     assert!(
         matches!(err, ClientError::Permanent { status: 400, .. }),

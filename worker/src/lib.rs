@@ -5,16 +5,10 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use activities::{
-    config::{ConfigError, secret, secs_or, var_or},
-    metrics::ActivityMetrics,
-    saga::SagaActivities,
-    shopify::{DEFAULT_API_VERSION, ShopifyClient, StoreSettings, stores_from_env},
-    store::{self, DatabaseSettings, ReserverSettings, Store},
-    temporal::{self, TemporalSettings},
-    wms::{WmsClient, WmsSettings},
-};
-use sqlx::PgPool;
+use activities::{ChannelSyncActivities, OrderActivities, metrics::ActivityMetrics};
+use db::{DatabaseSettings, Db, PgPool, ReserverSettings};
+use orchestrator::TemporalSettings;
+use runtime::config::{ConfigError, secs_or, var_or};
 use temporalio_common::telemetry::{
     PrometheusExporterOptions, TelemetryOptions, metrics::CoreMeter,
     start_prometheus_metric_exporter,
@@ -26,7 +20,14 @@ use temporalio_sdk::{
         worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
     },
 };
+use vendors::{
+    shopify::{DEFAULT_API_VERSION, ShopSettings, ShopifyClient, shops_from_env},
+    wms::{WmsClient, WmsSettings},
+};
 use workflows::{ChannelSyncWorkflow, OrderWorkflow};
+
+/// The cause of a set-up failure, as the library reported it.
+type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything the worker needs.
 #[derive(Debug, Clone)]
@@ -37,8 +38,8 @@ pub struct WorkerSettings {
     pub database: DatabaseSettings,
     /// The warehouse.
     pub wms: WmsSettings,
-    /// The Shopify stores to keep in sync.
-    pub stores: Vec<StoreSettings>,
+    /// The Shopify shops to keep in sync.
+    pub shops: Vec<ShopSettings>,
     /// Admin API version.
     pub shopify_api_version: String,
     /// Per-request timeout of Shopify calls.
@@ -58,18 +59,8 @@ impl WorkerSettings {
         Ok(Self {
             temporal: TemporalSettings::from_env()?,
             database: DatabaseSettings::from_env()?,
-            wms: WmsSettings {
-                base_url: var_or(
-                    "OMS_WMS_URL",
-                    "http://127.0.0.1:8090/wms/2026-07".to_string(),
-                )?,
-                token: secret("OMS_WMS_TOKEN", "dev-token"),
-                channel_id: std::env::var("OMS_WMS_CHANNEL_ID")
-                    .ok()
-                    .filter(|v| !v.is_empty()),
-                timeout: secs_or("OMS_WMS_TIMEOUT_SECS", Duration::from_secs(10))?,
-            },
-            stores: stores_from_env()?,
+            wms: WmsSettings::from_env()?,
+            shops: shops_from_env()?,
             shopify_api_version: var_or(
                 "OMS_SHOPIFY_API_VERSION",
                 DEFAULT_API_VERSION.to_string(),
@@ -116,8 +107,11 @@ impl WorkerMetrics {
             .use_seconds_for_durations(true)
             .unit_suffix(true)
             .build();
-        let started = start_prometheus_metric_exporter(options)
-            .map_err(|e| WorkerError::Metrics(format!("cannot serve metrics on {addr}: {e}")))?;
+        let started =
+            start_prometheus_metric_exporter(options).map_err(|e| WorkerError::Metrics {
+                addr,
+                source: e.into(),
+            })?;
         Ok(Self {
             meter: started.meter,
             addr: started.bound_addr,
@@ -142,19 +136,25 @@ impl Drop for WorkerMetrics {
 pub enum WorkerError {
     /// Database connection or migration.
     #[error("database: {0}")]
-    Store(#[from] activities::store::StoreError),
+    Db(#[from] db::DbError),
     /// Temporal connection.
     #[error(transparent)]
-    Temporal(#[from] temporal::TemporalError),
+    Temporal(#[from] orchestrator::TemporalError),
     /// Building an HTTP client.
     #[error("http client: {0}")]
-    Http(String),
+    Http(#[source] Cause),
     /// The SDK refused the set-up or stopped with an error.
     #[error("temporal worker: {0}")]
-    Sdk(String),
+    Sdk(#[source] Cause),
     /// The metrics endpoint could not be started.
-    #[error("metrics: {0}")]
-    Metrics(String),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: Cause,
+    },
 }
 
 /// Connects everything and runs the worker until `shutdown` resolves; then
@@ -165,8 +165,8 @@ pub async fn run(
     settings: WorkerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WorkerError> {
-    let pool = store::connect(&settings.database).await?;
-    store::migrate(&pool).await?;
+    let pool = db::connect(&settings.database).await?;
+    db::migrate(&pool).await?;
     run_with_pool(settings, pool, shutdown).await
 }
 
@@ -195,16 +195,16 @@ pub async fn run_with_metrics(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WorkerError> {
     // The worker reserves whole orders, not single units: no batching queues.
-    let store = Store::new(
+    let db = Db::new(
         pool,
         &ReserverSettings {
             shards: 1,
             ..ReserverSettings::default()
         },
     );
-    let wms = WmsClient::new(settings.wms.clone()).map_err(|e| WorkerError::Http(e.to_string()))?;
+    let wms = WmsClient::new(settings.wms.clone()).map_err(|e| WorkerError::Http(e.into()))?;
     let shops = settings
-        .stores
+        .shops
         .iter()
         .map(|s| {
             ShopifyClient::new(
@@ -214,12 +214,13 @@ pub async fn run_with_metrics(
             )
         })
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| WorkerError::Http(e.to_string()))?;
+        .map_err(|e| WorkerError::Http(e.into()))?;
     let client =
-        temporal::connect_with_patience(&settings.temporal, Duration::from_secs(60)).await?;
+        orchestrator::connect_with_patience(&settings.temporal, Duration::from_secs(60)).await?;
     // Registered here too, so operators can search from the first order on;
     // the API checks again before it starts orders.
-    if let Err(e) = temporal::ensure_search_attributes(&client, &settings.temporal.namespace).await
+    if let Err(e) =
+        orchestrator::ensure_search_attributes(&client, &settings.temporal.namespace).await
     {
         tracing::warn!(error = %e, "search attributes not registered");
     }
@@ -231,9 +232,9 @@ pub async fn run_with_metrics(
     let runtime_options = RuntimeOptions::builder()
         .telemetry_options(telemetry)
         .build()
-        .map_err(WorkerError::Sdk)?;
-    let runtime = Runtime::from_current_tokio(runtime_options)
-        .map_err(|e| WorkerError::Sdk(e.to_string()))?;
+        .map_err(|e| WorkerError::Sdk(e.into()))?;
+    let runtime =
+        Runtime::from_current_tokio(runtime_options).map_err(|e| WorkerError::Sdk(e.into()))?;
     let activity_metrics = metrics
         .as_ref()
         .map(|m| ActivityMetrics::new(m.meter.clone()))
@@ -254,22 +255,22 @@ pub async fn run_with_metrics(
         .tuner(tuner)
         .graceful_shutdown_period(Duration::from_secs(20))
         .register_workflow::<OrderWorkflow>()
-        .map_err(|e| WorkerError::Sdk(e.to_string()))?
+        .map_err(|e| WorkerError::Sdk(e.into()))?
         .register_workflow::<ChannelSyncWorkflow>()
-        .map_err(|e| WorkerError::Sdk(e.to_string()))?
-        .register_activities(SagaActivities::new(store, wms, shops).with_metrics(activity_metrics))
+        .map_err(|e| WorkerError::Sdk(e.into()))?
+        .register_activities(
+            OrderActivities::new(db.clone(), wms).with_metrics(activity_metrics.clone()),
+        )
+        .register_activities(ChannelSyncActivities::new(db, shops).with_metrics(activity_metrics))
         .build();
     let mut worker =
-        Worker::new(&runtime, client, options).map_err(|e| WorkerError::Sdk(e.to_string()))?;
+        Worker::new(&runtime, client, options).map_err(|e| WorkerError::Sdk(e.into()))?;
     let stop = worker.shutdown_handle();
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("worker shutting down: finishing running tasks");
         stop();
     });
-    tracing::info!(task_queue = %settings.temporal.task_queue, stores = settings.stores.len(), "worker polling");
-    worker
-        .run()
-        .await
-        .map_err(|e| WorkerError::Sdk(e.to_string()))
+    tracing::info!(task_queue = %settings.temporal.task_queue, shops = settings.shops.len(), "worker polling");
+    worker.run().await.map_err(|e| WorkerError::Sdk(e.into()))
 }

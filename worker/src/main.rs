@@ -6,18 +6,18 @@ use worker::WorkerSettings;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    activities::telemetry::init("oms-worker");
+    runtime::telemetry::init("oms-worker");
     let settings = WorkerSettings::from_env().context("reading settings")?;
     match std::env::args().nth(1).as_deref() {
         None | Some("run") => {
-            worker::run(settings, activities::telemetry::shutdown_signal())
+            worker::run(settings, runtime::telemetry::shutdown_signal())
                 .await
                 .context("worker")?;
             tracing::info!("worker stopped");
         }
         Some("migrate") => {
-            let pool = activities::store::connect(&settings.database).await?;
-            activities::store::migrate(&pool).await?;
+            let pool = db::connect(&settings.database).await?;
+            db::migrate(&pool).await?;
             tracing::info!("migrations applied");
         }
         Some(other) => anyhow::bail!("unknown command {other:?}; use `run` (default) or `migrate`"),

@@ -5,6 +5,7 @@
 #![allow(missing_docs)]
 
 use domain::OrderStatus;
+pub use domain::{Address, LineProblem, LineQty, ReserveOutcome};
 use serde::{Deserialize, Serialize};
 use temporalio_workflow::common::ActivityDefinition;
 use uuid::Uuid;
@@ -26,23 +27,10 @@ pub mod names {
 pub mod error_types {
     /// The warehouse refused the order for good (a 4xx other than 429).
     pub const WMS_REJECTED: &str = "WmsRejected";
-    /// A Shopify store refused a request for good (bad token, unknown item).
+    /// A Shopify shop refused a request for good (bad token, unknown item).
     pub const SHOPIFY_REJECTED: &str = "ShopifyRejected";
     /// The data needed is not where it must be (e.g. the order row vanished).
     pub const INVALID_STATE: &str = "InvalidState";
-}
-
-/// A shipping address, kept only to hand the order to the warehouse.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Address {
-    pub name: Option<String>,
-    pub address1: Option<String>,
-    pub address2: Option<String>,
-    pub city: Option<String>,
-    pub province_code: Option<String>,
-    pub zip: Option<String>,
-    pub country_code: Option<String>,
-    pub phone: Option<String>,
 }
 
 /// One order line as received. The SKU is kept raw (it may be empty): the
@@ -120,56 +108,39 @@ pub struct Recorded {
     pub status: OrderStatus,
 }
 
-/// Why a line cannot be allocated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LineProblem {
-    pub line_no: i32,
-    pub sku: String,
-    pub reason: String,
-}
-
-/// One line to check or reserve.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LineQty {
-    pub line_no: i32,
-    pub sku: String,
-    pub quantity: i32,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReserveOrderInput {
     pub order_id: Uuid,
     pub lines: Vec<LineQty>,
 }
 
-/// Result of reserving a whole order: all lines or none.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ReserveOutcome {
-    /// Every line is reserved; the SKUs touched, for channel sync.
-    Reserved { skus: Vec<String> },
-    /// Nothing was reserved; one problem per failing line.
-    Rejected { problems: Vec<LineProblem> },
-}
-
+/// SKUs whose level the shops must be told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncInput {
-    pub order_id: Uuid,
+    /// What caused the sync (an order id, or a fresh id for a stock change):
+    /// Shopify idempotency keys and reference URIs derive from it. Named
+    /// `order_id` on the wire, which running workflows already send.
+    #[serde(rename = "order_id")]
+    pub reference: Uuid,
     pub skus: Vec<String>,
 }
 
-/// Per-store outcome of a channel sync.
+/// Per-shop outcome of a channel sync.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoreSync {
+pub struct ShopSync {
     pub shop: String,
-    /// SKU and level pushed, for each SKU the store sells.
+    /// SKU and level pushed, for each SKU the shop sells.
     pub pushed: Vec<(String, i32)>,
-    /// Permanent problems with this store (they are not retried).
+    /// Permanent problems with this shop (they are not retried).
     pub problems: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SyncReport {
-    pub stores: Vec<StoreSync>,
+    /// One entry per configured shop (`stores` on the wire, which running
+    /// workflows already read).
+    #[serde(rename = "stores")]
+    pub shops: Vec<ShopSync>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +155,9 @@ pub struct Transition {
     /// `None` records only the notification.
     pub to: Option<OrderStatus>,
     pub reason: Option<String>,
+    /// The per-line problems of a rejection (absent in older histories).
+    #[serde(default)]
+    pub problems: Vec<LineProblem>,
     /// Also record a notification of this kind (e.g. `order_rejected`).
     pub notify: Option<String>,
 }
@@ -220,7 +194,7 @@ activity!(
     ReserveOrder = names::RESERVE_ORDER, ReserveOrderInput => ReserveOutcome
 );
 activity!(
-    /// Pushes the current IN_STOCK of the SKUs to every configured store.
+    /// Pushes the current IN_STOCK of the SKUs to every configured shop.
     SyncChannels = names::SYNC_CHANNELS, SyncInput => SyncReport
 );
 activity!(
@@ -237,12 +211,42 @@ activity!(
 );
 activity!(
     /// The warehouse shipped: the order's reserved units become SOLD.
-    SellOrder = names::SELL_ORDER, Uuid => ()
+    SellOrder = names::SELL_ORDER, Sale => ()
 );
 activity!(
     /// Asks the warehouse to cancel the order (nothing to do if it never got it).
     CancelFulfillment = names::CANCEL_FULFILLMENT, Uuid => ()
 );
+
+/// The order whose reserved units become SOLD, and why (for its history).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sale {
+    pub order_id: Uuid,
+    pub reason: Option<String>,
+}
+
+/// Workflows that ran before the reason was passed scheduled the sale with
+/// the bare order id; such a task must still run.
+impl<'de> Deserialize<'de> for Sale {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Id(Uuid),
+            Sale {
+                order_id: Uuid,
+                reason: Option<String>,
+            },
+        }
+        Ok(match Wire::deserialize(d)? {
+            Wire::Id(order_id) => Self {
+                order_id,
+                reason: None,
+            },
+            Wire::Sale { order_id, reason } => Self { order_id, reason },
+        })
+    }
+}
 
 /// A client's request to move an order (the `change_status` update).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,4 +254,28 @@ pub struct StatusChange {
     pub to: OrderStatus,
     /// Why, for the history (optional).
     pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sale_reads_both_the_bare_order_id_and_the_full_form() {
+        let id = Uuid::from_u128(7);
+        let old: Sale = serde_json::from_value(serde_json::json!(id)).unwrap();
+        assert_eq!(
+            old,
+            Sale {
+                order_id: id,
+                reason: None
+            }
+        );
+        let new = Sale {
+            order_id: id,
+            reason: Some("picked up by DHL".into()),
+        };
+        let back: Sale = serde_json::from_value(serde_json::to_value(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
+    }
 }

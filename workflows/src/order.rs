@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::contracts::{
     CancelFulfillment, CheckWmsStock, FulfillmentAccepted, LineProblem, LineQty, OrderInput,
-    RecordOrder, ReleaseOrder, ReserveOrder, ReserveOrderInput, ReserveOutcome, SagaPolicy,
+    RecordOrder, ReleaseOrder, ReserveOrder, ReserveOrderInput, ReserveOutcome, SagaPolicy, Sale,
     SellOrder, StatusChange, SubmitFulfillment, SyncChannels, SyncInput, SyncReport, Transition,
     TransitionOrder, error_types,
 };
@@ -79,7 +79,7 @@ impl OrderWorkflow {
         let order_id = input.order_id;
 
         let recorded = ctx
-            .execute_activity(RecordOrder, input.clone(), local_opts(&policy))
+            .execute_activity(RecordOrder, input.clone(), db_opts(&policy))
             .await?;
         if recorded.status != OrderStatus::Received {
             // An earlier run (past Temporal's id-reuse window) already handled
@@ -122,7 +122,7 @@ impl OrderWorkflow {
             .execute_activity(
                 ReserveOrder,
                 ReserveOrderInput { order_id, lines },
-                local_opts(&policy),
+                db_opts(&policy),
             )
             .await?;
         let skus = match outcome {
@@ -132,12 +132,12 @@ impl OrderWorkflow {
         set_status(ctx, OrderStatus::Reserved);
         step(ctx, format!("reserved {} SKU(s)", skus.len()));
 
-        // A slow or throttled store must not hold up the warehouse, so both
+        // A slow or throttled shop must not hold up the warehouse, so both
         // run at once.
         let sync = ctx.execute_activity(
             SyncChannels,
             SyncInput {
-                order_id,
+                reference: order_id,
                 skus: skus.clone(),
             },
             remote_opts(&policy, policy.channel_sync_deadline_secs),
@@ -153,7 +153,7 @@ impl OrderWorkflow {
                 .await;
             // The order is the warehouse's from this moment, as Postgres
             // already says: status changes are accepted at once, even while a
-            // slow store keeps channel sync retrying.
+            // slow shop keeps channel sync retrying.
             if let Ok(FulfillmentAccepted { wms_order_id }) = &submitted {
                 step(
                     shared,
@@ -252,20 +252,28 @@ async fn apply_change(
         order_id,
         to: Some(to),
         reason: change.reason.clone(),
+        problems: Vec::new(),
         notify: notify.map(str::to_string),
     };
     match change.to {
         OrderStatus::Shipped => {
-            ctx.execute_activity(SellOrder, order_id, local_opts(&policy))
-                .await
-                .map_err(|e| failure_text(&e))?;
+            ctx.execute_activity(
+                SellOrder,
+                Sale {
+                    order_id,
+                    reason: change.reason.clone(),
+                },
+                db_opts(&policy),
+            )
+            .await
+            .map_err(|e| failure_text(&e))?;
             step(ctx, "shipped: reserved units sold".into());
         }
         OrderStatus::Delivered => {
             ctx.execute_activity(
                 TransitionOrder,
                 transition(OrderStatus::Delivered, None),
-                local_opts(&policy),
+                db_opts(&policy),
             )
             .await
             .map_err(|e| failure_text(&e))?;
@@ -282,7 +290,7 @@ async fn apply_change(
                     )
                 })?;
             let skus = ctx
-                .execute_activity(ReleaseOrder, order_id, local_opts(&policy))
+                .execute_activity(ReleaseOrder, order_id, db_opts(&policy))
                 .await
                 .map_err(|e| failure_text(&e))?;
             step(
@@ -295,7 +303,10 @@ async fn apply_change(
             let synced = ctx
                 .execute_activity(
                     SyncChannels,
-                    SyncInput { order_id, skus },
+                    SyncInput {
+                        reference: order_id,
+                        skus,
+                    },
                     remote_opts(&policy, policy.channel_sync_deadline_secs),
                 )
                 .await;
@@ -305,7 +316,7 @@ async fn apply_change(
             ctx.execute_activity(
                 TransitionOrder,
                 transition(OrderStatus::Cancelled, Some("order_cancelled")),
-                local_opts(&policy),
+                db_opts(&policy),
             )
             .await
             .map_err(|e| failure_text(&e))?;
@@ -344,16 +355,11 @@ async fn reject(
     order_id: Uuid,
     problems: Vec<LineProblem>,
 ) -> WorkflowResult<OrderView> {
+    // The sentence is for people (the history, the status reason); the
+    // problems themselves travel as data.
     let reason = problems
         .iter()
-        .map(|p| {
-            format!(
-                "line {} ({}): {}",
-                p.line_no,
-                if p.sku.is_empty() { "no SKU" } else { &p.sku },
-                p.reason
-            )
-        })
+        .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; ");
     let policy = ctx.state(|s| s.input.policy.clone());
@@ -363,9 +369,10 @@ async fn reject(
             order_id,
             to: Some(OrderStatus::Rejected),
             reason: Some(reason.clone()),
+            problems: problems.clone(),
             notify: Some("order_rejected".into()),
         },
-        local_opts(&policy),
+        db_opts(&policy),
     )
     .await?;
     step(ctx, format!("rejected: {reason}"));
@@ -387,13 +394,16 @@ async fn compensate(
 ) -> WorkflowResult<OrderView> {
     step(ctx, format!("fulfillment failed: {reason}; compensating"));
     let skus = ctx
-        .execute_activity(ReleaseOrder, order_id, local_opts(policy))
+        .execute_activity(ReleaseOrder, order_id, db_opts(policy))
         .await?;
     step(ctx, format!("released {} SKU(s)", skus.len()));
     let synced = ctx
         .execute_activity(
             SyncChannels,
-            SyncInput { order_id, skus },
+            SyncInput {
+                reference: order_id,
+                skus,
+            },
             remote_opts(policy, policy.channel_sync_deadline_secs),
         )
         .await;
@@ -405,9 +415,10 @@ async fn compensate(
             order_id,
             to: Some(OrderStatus::Failed),
             reason: Some(reason.clone()),
+            problems: Vec::new(),
             notify: Some("order_failed".into()),
         },
-        local_opts(policy),
+        db_opts(policy),
     )
     .await?;
     ctx.state_mut(|s| s.view.reason = Some(reason));
@@ -426,16 +437,16 @@ async fn report_sync(
     let problem = match synced {
         Ok(report) => {
             let problems: Vec<String> = report
-                .stores
+                .shops
                 .iter()
                 .flat_map(|s| s.problems.iter().map(move |p| format!("{}: {p}", s.shop)))
                 .collect();
-            let pushed: usize = report.stores.iter().map(|s| s.pushed.len()).sum();
+            let pushed: usize = report.shops.iter().map(|s| s.pushed.len()).sum();
             step(
                 ctx,
                 format!(
-                    "channels synced: {pushed} level(s) pushed to {} store(s)",
-                    report.stores.len()
+                    "channels synced: {pushed} level(s) pushed to {} shop(s)",
+                    report.shops.len()
                 ),
             );
             (!problems.is_empty()).then(|| problems.join("; "))
@@ -450,9 +461,10 @@ async fn report_sync(
                 order_id,
                 to: None,
                 reason: Some(format!("channel sync incomplete: {problem}")),
+                problems: Vec::new(),
                 notify: Some("channel_sync_failed".into()),
             },
-            local_opts(policy),
+            db_opts(policy),
         )
         .await?;
     }
@@ -488,8 +500,9 @@ fn retry(policy: &SagaPolicy) -> RetryPolicy {
         .build()
 }
 
-/// Activities against our own Postgres.
-fn local_opts(policy: &SagaPolicy) -> ActivityOptions {
+/// Activities against our own Postgres: retried without limit, so an outage
+/// is waited out rather than turned into a wrong answer.
+fn db_opts(policy: &SagaPolicy) -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(
         policy.attempt_timeout_secs.max(1),
     ))

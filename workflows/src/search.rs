@@ -2,7 +2,7 @@
 //! order in the Web UI (`OmsOrderId = "…"`, `OmsOrderStatus = "FAILED"`).
 //!
 //! They must be registered in the namespace before a workflow may carry
-//! them; `activities::temporal::ensure_search_attributes` does that at
+//! them; `orchestrator::ensure_search_attributes` does that at
 //! start-up. A workflow started without them (registration failed) never
 //! upserts them either, so a missing registration cannot wedge a workflow.
 

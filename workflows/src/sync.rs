@@ -28,8 +28,8 @@ pub struct ChannelSyncInput {
     pub policy: SagaPolicy,
 }
 
-/// Sets the current IN_STOCK of some SKUs on every store, with the same
-/// retries as an order's sync. A store's permanent refusal fails the
+/// Sets the current IN_STOCK of some SKUs on every shop, with the same
+/// retries as an order's sync. A shop's permanent refusal fails the
 /// workflow, so it stands out in the Temporal UI.
 #[workflow]
 pub struct ChannelSyncWorkflow {
@@ -50,7 +50,7 @@ impl ChannelSyncWorkflow {
             .execute_activity(
                 SyncChannels,
                 SyncInput {
-                    order_id: input.reference,
+                    reference: input.reference,
                     skus: input.skus,
                 },
                 remote_opts(&input.policy, input.policy.channel_sync_deadline_secs),
@@ -58,7 +58,7 @@ impl ChannelSyncWorkflow {
             .await
             .map_err(|e| sync_failed(failure_text(&e)))?;
         let problems: Vec<String> = report
-            .stores
+            .shops
             .iter()
             .flat_map(|s| s.problems.iter().map(move |p| format!("{}: {p}", s.shop)))
             .collect();

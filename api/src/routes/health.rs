@@ -1,7 +1,7 @@
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200)))]
 /// Liveness: the process answers.
@@ -13,7 +13,7 @@ pub async fn live() -> impl IntoResponse {
 /// Readiness: the database answers too; load balancers stop sending work
 /// while it does not.
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    match sqlx::query("SELECT 1").execute(state.store.pool()).await {
+    match state.db.ping().await {
         Ok(_) => (
             StatusCode::OK,
             Json(json!({"status": "ok", "database": "ok"})),

@@ -1,13 +1,13 @@
-//! The stock reservation API of seed 004; the product id is the SKU.
+//! The stock reservation API; the product id is the SKU.
 
 use axum::{Json, extract::State, http::HeaderMap};
 use domain::{ReservationToken, StockLevels, StockQuantity};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ApiError,
+    error::ApiError,
     extract::{JsonBody, ProductId},
-    startup::AppState,
+    state::AppState,
 };
 
 /// Body of `PATCH /product/{id}/stock`. The number is kept raw so a
@@ -39,11 +39,11 @@ pub struct ReservationDto {
 
 #[utoipa::path(patch, path = "/product/{id}/stock", tag = "inventory", params(("id" = String, Path, description = "The product id (SKU)")),
     request_body = SetStockDto,
-    responses((status = 200, description = "The new levels; `x-channel-sync` tells whether the stores are being updated", body = StockLevels),
-        (status = 400, description = "Malformed id or body", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The new levels; `x-channel-sync` tells whether the shops are being updated", body = StockLevels),
+        (status = 400, description = "Malformed id or body", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = crate::error::Problem, content_type = "application/problem+json")))]
 /// Sets IN_STOCK, creating the product if needed; answers the new levels and
-/// starts pushing the new level to every store. The push is best effort here
+/// starts pushing the new level to every shop. The push is best effort here
 /// (the stock is set either way); `x-channel-sync` says whether it started.
 pub async fn set_stock(
     State(state): State<AppState>,
@@ -52,13 +52,17 @@ pub async fn set_stock(
 ) -> Result<(HeaderMap, Json<StockLevels>), ApiError> {
     let stock = StockQuantity::try_from(&body.stock)
         .map_err(|e| ApiError::bad_request("invalid_stock", e.to_string()))?;
-    let levels = state.store.set_stock(&sku, stock).await?;
-    let sync = if state.stores.is_empty() {
+    let levels = state.db.set_stock(&sku, stock).await?;
+    let sync = if state.shops.is_empty() {
         "none"
     } else {
         match state
             .orchestrator
-            .start_channel_sync(sku.as_str(), state.saga_policy.clone())
+            .start_channel_sync(
+                sku.as_str(),
+                uuid::Uuid::new_v4(),
+                state.saga_policy.clone(),
+            )
             .await
         {
             Ok(_) => "started",
@@ -76,35 +80,35 @@ pub async fn set_stock(
 
 #[utoipa::path(get, path = "/product/{id}", tag = "inventory", params(("id" = String, Path, description = "The product id (SKU)")),
     responses((status = 200, body = StockLevels),
-        (status = 404, description = "No such product", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No such product", body = crate::error::Problem, content_type = "application/problem+json")))]
 /// The product's three levels, or 404.
 pub async fn get_product(
     State(state): State<AppState>,
     ProductId(sku): ProductId,
 ) -> Result<Json<StockLevels>, ApiError> {
-    Ok(Json(state.store.levels(&sku).await?))
+    Ok(Json(state.db.levels(&sku).await?))
 }
 
 #[utoipa::path(post, path = "/product/{id}/reserve", tag = "inventory", params(("id" = String, Path, description = "The product id (SKU)")),
     responses((status = 200, body = ReservationDto),
-        (status = 404, description = "No such product", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Out of stock", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No such product", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Out of stock", body = crate::error::Problem, content_type = "application/problem+json")))]
 /// Reserves one unit. 409 when IN_STOCK is 0: the request is well-formed
 /// and may succeed later, it conflicts with the product's current state.
 pub async fn reserve(
     State(state): State<AppState>,
     ProductId(sku): ProductId,
 ) -> Result<Json<ReservationDto>, ApiError> {
-    let reservation_token = state.store.reserve_one(sku).await?;
+    let reservation_token = state.db.reserve_one(sku).await?;
     Ok(Json(ReservationDto { reservation_token }))
 }
 
 #[utoipa::path(post, path = "/product/{id}/unreserve", tag = "inventory", params(("id" = String, Path, description = "The product id (SKU)")),
     request_body = TokenDto,
     responses((status = 200, description = "The new levels", body = StockLevels),
-        (status = 400, description = "Malformed id or body", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown product or token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Token already used", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Malformed id or body", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown product or token", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Token already used", body = crate::error::Problem, content_type = "application/problem+json")))]
 /// Gives a reserved unit back to IN_STOCK.
 pub async fn unreserve(
     State(state): State<AppState>,
@@ -112,15 +116,15 @@ pub async fn unreserve(
     JsonBody(body): JsonBody<TokenDto>,
 ) -> Result<Json<StockLevels>, ApiError> {
     let token = ReservationToken::parse(&body.reservation_token).map_err(ApiError::invalid)?;
-    Ok(Json(state.store.unreserve(&sku, token).await?))
+    Ok(Json(state.db.unreserve(&sku, token).await?))
 }
 
 #[utoipa::path(post, path = "/product/{id}/sold", tag = "inventory", params(("id" = String, Path, description = "The product id (SKU)")),
     request_body = TokenDto,
     responses((status = 200, description = "The new levels", body = StockLevels),
-        (status = 400, description = "Malformed id or body", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown product or token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Token already used", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Malformed id or body", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown product or token", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Token already used", body = crate::error::Problem, content_type = "application/problem+json")))]
 /// Moves a reserved unit to SOLD.
 pub async fn sold(
     State(state): State<AppState>,
@@ -128,7 +132,7 @@ pub async fn sold(
     JsonBody(body): JsonBody<TokenDto>,
 ) -> Result<Json<StockLevels>, ApiError> {
     let token = ReservationToken::parse(&body.reservation_token).map_err(ApiError::invalid)?;
-    Ok(Json(state.store.sell(&sku, token).await?))
+    Ok(Json(state.db.sell(&sku, token).await?))
 }
 
 /// Query of `GET /products`.
@@ -158,7 +162,7 @@ pub struct ProductPage {
 
 #[utoipa::path(get, path = "/products", tag = "inventory", params(ProductsQuery),
     responses((status = 200, body = ProductPage),
-        (status = 400, description = "Bad query", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Bad query", body = crate::error::Problem, content_type = "application/problem+json")))]
 /// Lists products and their levels, in SKU order, with cursor pagination
 /// (the cursor is the last SKU of the previous page).
 pub async fn list_products(
@@ -168,14 +172,11 @@ pub async fn list_products(
     let axum::extract::Query(q) =
         query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let mut errors = Vec::new();
-    let limit = crate::routes::orders::parse_limit(&mut errors, q.limit.as_deref());
+    let limit = crate::pagination::parse_limit(&mut errors, q.limit.as_deref());
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let (items, next) = state
-        .store
-        .list_products(q.cursor.as_deref(), limit)
-        .await?;
+    let (items, next) = state.db.list_products(q.cursor.as_deref(), limit).await?;
     Ok(Json(ProductPage {
         items: items
             .into_iter()

@@ -9,17 +9,18 @@ use axum::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 use domain::ShopDomain;
 use hmac::{Hmac, Mac};
+use orchestrator::Started;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tracing::Instrument;
 
 use crate::{
-    ApiError,
+    error::ApiError,
     extract::header,
     metrics::WebhookOutcome,
-    shopify_dto::{MappingError, ShopifyOrderDto},
-    startup::AppState,
+    shopify_dto::{MappingError, map_order},
+    state::AppState,
 };
 
 #[utoipa::path(post, path = "/webhooks/shopify", tag = "webhooks",
@@ -27,9 +28,9 @@ use crate::{
            ("X-Shopify-Topic" = String, Header, description = "`orders/create` is processed; others are acknowledged")),
     request_body(content = Object, description = "Shopify's orders/create payload"),
     responses((status = 200, description = "`status`: accepted, duplicate, ignored or dead_lettered"),
-        (status = 401, description = "Unknown shop or bad signature", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Temporal unavailable; Shopify retries", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+        (status = 401, description = "Unknown shop or bad signature", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporal unavailable; Shopify retries", body = crate::error::Problem, content_type = "application/problem+json")))]
 /// Handles a Shopify webhook.
 ///
 /// Order of work matters: the signature is checked over the raw bytes before
@@ -56,16 +57,17 @@ type Handled = Result<((StatusCode, Json<Value>), WebhookOutcome), ApiError>;
 
 async fn verify_and_process(state: AppState, headers: HeaderMap, body: Bytes) -> Handled {
     let shop = header(&headers, "x-shopify-shop-domain").and_then(|s| ShopDomain::parse(s).ok());
-    let store = shop
+    let settings = shop
         .as_ref()
-        .and_then(|shop| state.stores.iter().find(|s| &s.shop == shop));
-    let (Some(shop), Some(store)) = (shop.clone(), store) else {
+        .and_then(|shop| state.shops.iter().find(|s| &s.shop == shop));
+    let (Some(shop), Some(settings)) = (shop.clone(), settings) else {
         tracing::warn!("webhook from an unknown shop refused");
         return Err(ApiError::WebhookUnauthorized);
     };
     let signature = header(&headers, "x-shopify-hmac-sha256").and_then(|s| STANDARD.decode(s).ok());
-    let mut mac = Hmac::<Sha256>::new_from_slice(store.webhook_secret.expose_secret().as_bytes())
-        .map_err(|_| ApiError::WebhookUnauthorized)?;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(settings.webhook_secret.expose_secret().as_bytes())
+            .map_err(|_| ApiError::WebhookUnauthorized)?;
     mac.update(&body);
     // `verify_slice` compares in constant time.
     if signature.is_none_or(|sig| mac.verify_slice(&sig).is_err()) {
@@ -82,23 +84,6 @@ async fn verify_and_process(state: AppState, headers: HeaderMap, body: Bytes) ->
     process(state, headers, body, shop, topic, webhook_id)
         .instrument(span)
         .await
-}
-
-/// Parses a signed `orders/create` body into the saga's input (also what a
-/// dead-letter replay runs).
-pub(crate) fn map_order(
-    body: &[u8],
-    shop: &ShopDomain,
-    request_id: Option<String>,
-    policy: workflows::contracts::SagaPolicy,
-) -> Result<workflows::contracts::OrderInput, MappingError> {
-    serde_json::from_slice::<ShopifyOrderDto>(body)
-        .map_err(|e| {
-            MappingError::Invalid(format!(
-                "payload does not match the orders/create shape: {e}"
-            ))
-        })
-        .and_then(|dto| dto.into_order(shop, request_id, policy))
 }
 
 /// Everything after a valid signature.
@@ -136,7 +121,7 @@ async fn process(
         }
         Err(MappingError::Invalid(reason)) => {
             let id = state
-                .store
+                .db
                 .dead_letter(shop.as_str(), &topic, webhook_id.as_deref(), &reason, &body)
                 .await?;
             // The reason names fields, never their customer values.
@@ -154,10 +139,8 @@ async fn process(
     let order_id = input.order_id;
     let started = state.orchestrator.start_order(input).await?;
     let (outcome, status, workflow_id) = match started {
-        activities::temporal::Started::Running { workflow_id } => {
-            (WebhookOutcome::Accepted, "accepted", workflow_id)
-        }
-        activities::temporal::Started::AlreadyFinished { workflow_id } => {
+        Started::Running { workflow_id } => (WebhookOutcome::Accepted, "accepted", workflow_id),
+        Started::AlreadyFinished { workflow_id } => {
             (WebhookOutcome::Duplicate, "duplicate", workflow_id)
         }
     };

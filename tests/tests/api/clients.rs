@@ -3,15 +3,14 @@
 
 use std::time::Duration;
 
-use activities::{
-    http::ClientError,
-    shopify::{DEFAULT_API_VERSION, Pushed, ShopifyClient, StoreSettings},
-    store::FulfillmentOrder,
-    wms::{WmsClient, WmsSettings},
-};
-use domain::{OrderStatus, ShopDomain};
+use domain::ShopDomain;
 use serde_json::{Value, json};
 use uuid::Uuid;
+use vendors::{
+    http::ClientError,
+    shopify::{DEFAULT_API_VERSION, Pushed, ShopSettings, ShopifyClient},
+    wms::{NewWmsOrder, Recipient, WmsClient, WmsProduct, WmsSettings},
+};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
     matchers::{body_string_contains, header, method, path, query_param},
@@ -30,15 +29,17 @@ fn wms_client(server: &MockServer, timeout: Duration) -> WmsClient {
     .unwrap()
 }
 
-fn order() -> FulfillmentOrder {
-    FulfillmentOrder {
-        order_id: Uuid::new_v4(),
-        name: Some("#1001".into()),
-        status: OrderStatus::Reserved,
-        wms_order_id: None,
-        shipping_address: None,
-        lines: vec![("TSHIRT".into(), 2, Some("Popular T-Shirt".into()))],
-    }
+fn order() -> NewWmsOrder {
+    NewWmsOrder::dtc(
+        Uuid::new_v4().to_string(),
+        "#1001".into(),
+        Recipient::default(),
+        vec![WmsProduct {
+            reference_id: "TSHIRT".into(),
+            name: "Popular T-Shirt".into(),
+            quantity: 2,
+        }],
+    )
 }
 
 #[tokio::test]
@@ -49,7 +50,7 @@ async fn wms_create_order_sends_the_reference_and_returns_the_wms_id() {
         .and(path("/wms/order"))
         .and(header("authorization", "Bearer wms-token"))
         .and(header("shipbob_channel_id", "42"))
-        .and(body_string_contains(o.order_id.to_string()))
+        .and(body_string_contains(o.reference_id.clone()))
         .respond_with(
             ResponseTemplate::new(201).set_body_json(json!({"id": 777, "status": "Processing"})),
         )
@@ -80,10 +81,10 @@ async fn wms_duplicate_reference_counts_as_success_with_the_existing_id() {
         .await;
     Mock::given(method("GET"))
         .and(path("/wms/order"))
-        .and(query_param("ReferenceIds", o.order_id.to_string()))
+        .and(query_param("ReferenceIds", o.reference_id.clone()))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_body_json(json!([{"id": 31337, "reference_id": o.order_id}])),
+                .set_body_json(json!([{"id": 31337, "reference_id": o.reference_id}])),
         )
         .expect(1)
         .mount(&server)
@@ -199,7 +200,7 @@ const GRAPHQL: &str = "/admin/api/2026-10/graphql.json";
 
 fn shopify_client(server: &MockServer) -> ShopifyClient {
     ShopifyClient::new(
-        StoreSettings {
+        ShopSettings {
             shop: ShopDomain::parse("store-a.myshopify.com").unwrap(),
             webhook_secret: "s".to_string().into(),
             admin_url: server.uri(),

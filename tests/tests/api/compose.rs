@@ -57,7 +57,16 @@ fn every_variable_the_compose_file_passes_is_read_by_a_binary() {
         "parsed {keys:?}"
     );
     let mut sources = String::new();
-    for krate in ["activities", "api", "worker", "simulator"] {
+    for krate in [
+        "runtime",
+        "db",
+        "vendors",
+        "orchestrator",
+        "activities",
+        "api",
+        "worker",
+        "simulator",
+    ] {
         rust_sources(&root.join(krate).join("src"), &mut sources);
     }
     // RUST_LOG is read by tracing-subscriber's EnvFilter, not by our code.

@@ -19,7 +19,7 @@ async fn reserve_outcome(app: &TestApp, sku: &str) -> Result<String, u16> {
     }
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn concurrent_reserves_grant_exactly_the_units_in_stock(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.set_stock("HOT", 37).await;
@@ -36,7 +36,7 @@ async fn concurrent_reserves_grant_exactly_the_units_in_stock(pool: PgPool) {
     assert_eq!(app.reservations_in_state("HOT", "RESERVED").await, 37);
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn one_unit_left_and_two_simultaneous_reserves_give_one_token(pool: PgPool) {
     let app = spawn_app(pool).await;
     for round in 0..20 {
@@ -52,7 +52,7 @@ async fn one_unit_left_and_two_simultaneous_reserves_give_one_token(pool: PgPool
     }
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn two_api_instances_on_one_database_never_oversell(pool: PgPool) {
     // Two processes' worth of reserve batchers competing for one row.
     let a = spawn_app(pool.clone()).await;
@@ -74,7 +74,7 @@ async fn two_api_instances_on_one_database_never_oversell(pool: PgPool) {
     assert_eq!(a.levels("HOT").await, (0, 50, 0));
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn a_token_is_consumed_once_under_concurrent_unreserve_and_sold(pool: PgPool) {
     let app = &spawn_app(pool).await;
     app.set_stock("RACE", 20).await;
@@ -108,7 +108,7 @@ async fn a_token_is_consumed_once_under_concurrent_unreserve_and_sold(pool: PgPo
     );
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn stock_is_conserved_under_a_random_concurrent_mix_of_operations(pool: PgPool) {
     const SKUS: [&str; 4] = ["M-1", "M-2", "M-3", "M-4"];
     const INITIAL: i64 = 25;

@@ -44,9 +44,9 @@ fn database_url(pool: &PgPool) -> String {
 
 /// Starts `oms-worker` configured exactly like the in-process one.
 fn spawn_worker(env: &SagaEnv) -> Child {
-    let stores: Vec<_> = env
+    let shops: Vec<_> = env
         .worker
-        .stores
+        .shops
         .iter()
         .map(|s| {
             json!({"shop": s.shop, "webhook_secret": "unused", "admin_url": s.admin_url,
@@ -59,10 +59,7 @@ fn spawn_worker(env: &SagaEnv) -> Child {
         .env("OMS_TASK_QUEUE", &env.worker.temporal.task_queue)
         .env("OMS_WMS_URL", &env.worker.wms.base_url)
         .env("OMS_WMS_TIMEOUT_SECS", "10")
-        .env(
-            "OMS_SHOPIFY_STORES",
-            serde_json::to_string(&stores).unwrap(),
-        )
+        .env("OMS_SHOPIFY_STORES", serde_json::to_string(&shops).unwrap())
         // Port 0: never collides with a local stack's worker on 9464.
         .env("OMS_WORKER_METRICS_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
@@ -72,7 +69,7 @@ fn spawn_worker(env: &SagaEnv) -> Child {
         .expect("start oms-worker")
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn a_worker_killed_mid_saga_is_replaced_and_the_order_completes_once(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     // The first WMS stock check hangs, so the kill lands inside an activity.

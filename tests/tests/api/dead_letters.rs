@@ -10,13 +10,13 @@ use crate::{
 
 fn replayer(env: &SagaEnv) -> Replayer {
     Replayer::new(
-        activities::store::Store::new(env.pool.clone(), &Default::default()),
+        db::Db::new(env.pool.clone(), &Default::default()),
         env.worker.temporal.clone(),
         crate::saga_support::fast_policy(),
     )
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn a_dead_letter_replays_into_its_order_once(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     wms_accepts().expect(1).mount(&env.wms).await;
@@ -24,7 +24,7 @@ async fn a_dead_letter_replays_into_its_order_once(pool: PgPool) {
     // A valid payload an earlier release could not map, as the webhook
     // handler stores it.
     let body = serde_json::to_vec(&order_payload(31_337, &[("TSHIRT", 2)])).unwrap();
-    let store = activities::store::Store::new(pool.clone(), &Default::default());
+    let store = db::Db::new(pool.clone(), &Default::default());
     let id = store
         .dead_letter(
             SHOPS[0],
@@ -73,7 +73,7 @@ async fn a_dead_letter_replays_into_its_order_once(pool: PgPool) {
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn a_still_invalid_dead_letter_stays_pending_with_its_latest_reason(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     let body = br#"{"id": 5, "line_items": [{"sku": "A", "quantity": 0}]}"#;

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 
 use crate::helpers::spawn_app;
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn the_openapi_document_describes_every_route(pool: PgPool) {
     let app = spawn_app(pool).await;
     let spec: Value = app.get_json("/openapi.json").await;

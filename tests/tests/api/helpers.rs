@@ -1,10 +1,8 @@
 use std::time::Duration;
 
-use activities::{
-    store::{DatabaseSettings, ReserverSettings},
-    temporal::TemporalSettings,
-};
 use api::{Application, Settings};
+use db::{DatabaseSettings, ReserverSettings};
+use orchestrator::TemporalSettings;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use workflows::contracts::SagaPolicy;
@@ -31,7 +29,7 @@ pub fn test_settings() -> Settings {
             namespace: "default".into(),
             task_queue: "unused".into(),
         },
-        stores: Vec::new(),
+        shops: Vec::new(),
         saga_policy: SagaPolicy::default(),
         temporal_ui_url: "http://localhost:8233".into(),
         // Concurrency tests send hundreds of requests from one address.

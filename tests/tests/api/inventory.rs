@@ -1,4 +1,4 @@
-//! The seed-004 contract, one behaviour per test.
+//! The inventory API's contract (levels, reserve, unreserve, sold), one behaviour per test.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +7,7 @@ use sqlx::PgPool;
 
 use crate::helpers::{assert_problem, spawn_app, spawn_app_with, test_settings};
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn set_stock_creates_a_missing_product_and_get_returns_its_levels(pool: PgPool) {
     let app = spawn_app(pool).await;
     let r = app.set_stock("TSHIRT", 123).await;
@@ -25,7 +25,7 @@ async fn set_stock_creates_a_missing_product_and_get_returns_its_levels(pool: Pg
     );
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn set_stock_overwrites_in_stock_and_leaves_reserved_and_sold_alone(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.set_stock("MUG", 10).await;
@@ -37,13 +37,13 @@ async fn set_stock_overwrites_in_stock_and_leaves_reserved_and_sold_alone(pool: 
     assert_eq!(app.levels("MUG").await, (5, 1, 1));
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn get_returns_404_for_an_unknown_product(pool: PgPool) {
     let app = spawn_app(pool).await;
     assert_problem(app.get_product("NOPE").await, 404, "product_not_found").await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn reserve_returns_a_uuid_token_and_moves_one_unit_to_reserved(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.set_stock("CAP", 2).await;
@@ -53,7 +53,7 @@ async fn reserve_returns_a_uuid_token_and_moves_one_unit_to_reserved(pool: PgPoo
     assert_eq!(app.reservations_in_state("CAP", "RESERVED").await, 1);
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn reserve_returns_409_when_in_stock_is_zero_and_changes_nothing(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.set_stock("CAP", 1).await;
@@ -62,13 +62,13 @@ async fn reserve_returns_409_when_in_stock_is_zero_and_changes_nothing(pool: PgP
     assert_eq!(app.levels("CAP").await, (0, 1, 0));
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn reserve_returns_404_for_an_unknown_product(pool: PgPool) {
     let app = spawn_app(pool).await;
     assert_problem(app.reserve("GHOST").await, 404, "product_not_found").await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn unreserve_returns_the_unit_to_in_stock_once(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.set_stock("SOCK", 3).await;
@@ -95,7 +95,7 @@ async fn unreserve_returns_the_unit_to_in_stock_once(pool: PgPool) {
     assert_eq!(app.levels("SOCK").await, (3, 0, 0));
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn sold_moves_the_unit_to_sold_once(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.set_stock("SOCK", 3).await;
@@ -121,7 +121,7 @@ async fn sold_moves_the_unit_to_sold_once(pool: PgPool) {
     assert_eq!(app.levels("SOCK").await, (2, 0, 1));
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn a_token_of_another_product_is_refused_and_nothing_changes(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.set_stock("A", 1).await;
@@ -140,7 +140,7 @@ async fn a_token_of_another_product_is_refused_and_nothing_changes(pool: PgPool)
     assert_eq!(app.sold("A", &token_a).await.status(), 200);
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn an_unknown_token_is_refused_with_404(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.set_stock("A", 1).await;
@@ -156,7 +156,7 @@ async fn an_unknown_token_is_refused_with_404(pool: PgPool) {
     assert_problem(app.sold("NOPE", &unknown).await, 404, "product_not_found").await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn malformed_token_bodies_are_refused_with_400(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.set_stock("A", 1).await;
@@ -190,7 +190,7 @@ async fn malformed_token_bodies_are_refused_with_400(pool: PgPool) {
     assert_eq!(app.levels("A").await, (0, 1, 0));
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn bad_stock_bodies_are_refused_with_a_named_problem_and_change_nothing(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.set_stock("A", 7).await;
@@ -253,7 +253,7 @@ async fn bad_stock_bodies_are_refused_with_a_named_problem_and_change_nothing(po
     assert_problem(app.get_product("B").await, 404, "product_not_found").await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn stock_accepts_a_body_sent_without_a_content_type(pool: PgPool) {
     let app = spawn_app(pool).await;
     let r = app
@@ -267,7 +267,7 @@ async fn stock_accepts_a_body_sent_without_a_content_type(pool: PgPool) {
     assert_eq!(app.levels("A").await, (4, 0, 0));
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn invalid_product_ids_are_refused_with_400(pool: PgPool) {
     let app = spawn_app(pool).await;
     let long = "X".repeat(65);
@@ -286,7 +286,7 @@ async fn invalid_product_ids_are_refused_with_400(pool: PgPool) {
     assert_eq!(app.set_stock(&max, 1).await.status(), 200);
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn unknown_routes_and_wrong_methods_answer_with_problem_json(pool: PgPool) {
     let app = spawn_app(pool).await;
     let r = app.client.get(app.url("/nowhere")).send().await.unwrap();
@@ -307,7 +307,7 @@ async fn unknown_routes_and_wrong_methods_answer_with_problem_json(pool: PgPool)
     assert_problem(r, 405, "method_not_allowed").await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn every_response_carries_a_request_id(pool: PgPool) {
     let app = spawn_app(pool).await;
     let r = app.get_product("A").await;
@@ -328,7 +328,7 @@ async fn every_response_carries_a_request_id(pool: PgPool) {
     assert_eq!(r.headers().get("x-request-id").unwrap(), "abc-123");
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn readiness_reports_the_database(pool: PgPool) {
     let app = spawn_app(pool).await;
     let r = app
@@ -341,7 +341,7 @@ async fn readiness_reports_the_database(pool: PgPool) {
     assert_eq!(r.json::<Value>().await.unwrap()["database"], "ok");
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn expired_reservations_return_to_in_stock_and_their_tokens_stop_working(pool: PgPool) {
     let mut settings = test_settings();
     settings.reserver.reservation_ttl = Some(Duration::ZERO);

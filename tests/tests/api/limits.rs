@@ -11,7 +11,7 @@ use crate::{
     saga_support::{SHOPS, order_payload, saga_env},
 };
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn a_client_over_its_rate_gets_429_with_retry_after_and_others_are_unaffected(pool: PgPool) {
     let mut settings = test_settings();
     settings.limits = LimitSettings {
@@ -62,11 +62,11 @@ async fn a_client_over_its_rate_gets_429_with_retry_after_and_others_are_unaffec
     assert_eq!(health.status(), 200);
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn webhooks_have_their_own_limit_per_shop(pool: PgPool) {
     let mut env = saga_env(pool.clone()).await;
     let mut settings = test_settings();
-    settings.stores = env.worker.stores.clone();
+    settings.shops = env.worker.shops.clone();
     settings.temporal = env.worker.temporal.clone();
     settings.limits = LimitSettings {
         client: Rate {
@@ -104,7 +104,7 @@ async fn webhooks_have_their_own_limit_per_shop(pool: PgPool) {
     assert_eq!(env.app.get_product("X").await.status(), 404);
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn requests_beyond_the_in_flight_bound_are_shed_with_503(pool: PgPool) {
     let mut env = saga_env(pool.clone()).await;
     let mut settings = test_settings();

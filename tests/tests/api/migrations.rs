@@ -4,7 +4,7 @@ use sqlx::PgPool;
 
 use crate::helpers::spawn_app;
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn a_previous_release_starts_against_a_schema_a_newer_release_migrated(pool: PgPool) {
     // What a newer release leaves behind: an applied migration this binary
     // has never heard of.
@@ -16,7 +16,7 @@ async fn a_previous_release_starts_against_a_schema_a_newer_release_migrated(poo
     .await
     .unwrap();
 
-    activities::store::migrate(&pool)
+    db::migrate(&pool)
         .await
         .expect("a newer, unknown migration does not stop this release");
     let app = spawn_app(pool).await;

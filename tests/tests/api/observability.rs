@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use activities::temporal;
 use serde_json::json;
 use sqlx::PgPool;
 use temporalio_client::WorkflowCountOptions;
@@ -48,7 +47,7 @@ async fn scrape(url: &str) -> String {
     r.text().await.unwrap()
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn api_metrics_count_requests_by_route_template_and_status(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.set_stock("MUG-1", 3).await;
@@ -84,7 +83,7 @@ async fn api_metrics_count_requests_by_route_template_and_status(pool: PgPool) {
     assert_eq!(sample(&text, "oms_http_requests_in_flight", &[]), Some(1.0));
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn api_metrics_record_every_reserve_in_a_batch(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.set_stock("HOT", 40).await;
@@ -107,7 +106,7 @@ async fn api_metrics_record_every_reserve_in_a_batch(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn api_metrics_count_webhook_deliveries_by_outcome(pool: PgPool) {
     let env = saga_env(pool).await;
     let body = serde_json::to_vec(&order_payload(7, &[("TSHIRT", 1)])).unwrap();
@@ -133,7 +132,7 @@ async fn api_metrics_count_webhook_deliveries_by_outcome(pool: PgPool) {
     assert_eq!(outcome("unavailable"), 0.0);
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn worker_metrics_report_activity_outcomes_beside_the_sdk_series(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     // The warehouse refuses the order for good: the saga compensates.
@@ -189,12 +188,12 @@ async fn worker_metrics_report_activity_outcomes_beside_the_sdk_series(pool: PgP
     );
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn order_workflows_are_findable_in_temporal_by_order_id_shop_and_status(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     wms_accepts().expect(1).mount(&env.wms).await;
     env.app.set_stock("TSHIRT", 5).await;
-    let client = temporal::connect(&env.worker.temporal).await.unwrap();
+    let client = orchestrator::connect(&env.worker.temporal).await.unwrap();
     crate::temporal::with_worker(env.worker.clone(), pool.clone(), async {
         let body = serde_json::to_vec(&order_payload(9_912, &[("TSHIRT", 1)])).unwrap();
         let r = env.send_webhook(SHOPS[0], "orders/create", &body).await;
@@ -227,7 +226,7 @@ async fn order_workflows_are_findable_in_temporal_by_order_id_shop_and_status(po
         }
 
         // The memo leads from an API log line (its request id) to the workflow.
-        let memo = temporal::order_memo(&client, &workflow_id).await.unwrap();
+        let memo = orchestrator::order_memo(&client, &workflow_id).await.unwrap();
         assert_eq!(memo["requestId"], request_id);
         assert_eq!(memo["orderId"], order);
         assert_eq!(memo["shop"], SHOPS[0]);

@@ -76,38 +76,39 @@ async fn place_until_fulfillment_requested(
 }
 
 /// Records an order of one line (SKU X, 1 unit at 1.50) straight into the
-/// store: for tests about reads and refusals, which need no saga.
+/// database: for tests about reads and refusals, which need no saga.
 async fn seed_order(
-    store: &activities::store::Store,
+    db: &db::Db,
     channel: domain::Channel,
     shop: Option<&str>,
     external_id: &str,
 ) -> Uuid {
-    let input = workflows::contracts::OrderInput {
-        order_id: Uuid::new_v4(),
+    let order_id = Uuid::new_v4();
+    let name = format!("#{external_id}");
+    let workflow_id = format!("wf-{external_id}");
+    db.record_order(&db::NewOrder {
+        order_id,
         channel,
-        shop: shop.map(str::to_string),
-        external_id: external_id.to_string(),
-        name: Some(format!("#{external_id}")),
+        shop,
+        external_id,
+        name: Some(&name),
         currency: None,
         placed_at: None,
-        lines: vec![workflows::contracts::LineInput {
+        lines: vec![db::NewOrderLine {
             line_no: 1,
-            sku: "X".into(),
+            sku: "X",
             quantity: 1,
-            unit_price: Some("1.50".into()),
+            unit_price: Some("1.50"),
             external_line_id: None,
             title: None,
         }],
         shipping_address: None,
         request_id: None,
-        policy: Default::default(),
-    };
-    store
-        .record_order(&input, &format!("wf-{external_id}"))
-        .await
-        .unwrap();
-    input.order_id
+        workflow_id: &workflow_id,
+    })
+    .await
+    .unwrap();
+    order_id
 }
 
 async fn mount_wms(env: &SagaEnv) {
@@ -120,7 +121,7 @@ async fn mount_wms(env: &SagaEnv) {
         .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn placing_an_order_needs_an_idempotency_key_and_names_every_bad_field(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     assert_problem(
@@ -172,7 +173,7 @@ async fn placing_an_order_needs_an_idempotency_key_and_names_every_bad_field(poo
     assert_eq!(n, 0, "nothing is recorded for a refused request");
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn an_idempotency_key_names_one_order_and_a_different_body_is_refused(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     mount_wms(&env).await;
@@ -228,7 +229,7 @@ async fn an_idempotency_key_names_one_order_and_a_different_body_is_refused(pool
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn a_client_that_asks_to_wait_gets_the_reservation_outcome(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     mount_wms(&env).await;
@@ -272,7 +273,7 @@ async fn a_client_that_asks_to_wait_gets_the_reservation_outcome(pool: PgPool) {
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn an_order_runs_from_placement_to_delivered_through_the_api(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     mount_wms(&env).await;
@@ -296,11 +297,21 @@ async fn an_order_runs_from_placement_to_delivered_through_the_api(pool: PgPool)
         )
         .await;
 
-        let shipped = patch_status(&env.app, &id, "SHIPPED").await;
+        let shipped = env
+            .app
+            .client
+            .patch(env.app.url(&format!("/orders/{id}/status")))
+            .json(&json!({"status": "SHIPPED", "reason": "picked up by DHL"}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(shipped.status(), 200);
         let shipped: Value = shipped.json().await.unwrap();
         assert_eq!(shipped["status"], "SHIPPED");
         assert_eq!(shipped["reservations"][0]["state"], "SOLD");
+        // The client's reason is the history's.
+        assert_eq!(shipped["history"][3]["toStatus"], "SHIPPED");
+        assert_eq!(shipped["history"][3]["reason"], "picked up by DHL");
         assert_eq!(env.app.levels("LIFE").await, (3, 0, 2));
 
         let p = assert_problem(
@@ -350,7 +361,7 @@ async fn an_order_runs_from_placement_to_delivered_through_the_api(pool: PgPool)
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn cancelling_before_shipping_cancels_the_warehouse_order_releases_and_resyncs(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     mount_wms(&env).await;
@@ -398,7 +409,7 @@ impl wiremock::Respond for SlowStore {
     }
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn an_order_can_be_cancelled_as_soon_as_the_warehouse_has_it_while_a_slow_store_still_syncs(
     pool: PgPool,
 ) {
@@ -432,7 +443,7 @@ async fn an_order_can_be_cancelled_as_soon_as_the_warehouse_has_it_while_a_slow_
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn a_warehouse_that_refuses_to_cancel_leaves_the_order_as_it_was(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     mount_wms(&env).await;
@@ -464,14 +475,11 @@ async fn a_warehouse_that_refuses_to_cancel_leaves_the_order_as_it_was(pool: PgP
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn orders_are_listed_newest_first_with_filters_and_cursor_pagination(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     // Seed the read model directly: this test is about reads, not the saga.
-    let store = activities::store::Store::new(
-        pool.clone(),
-        &activities::store::ReserverSettings::default(),
-    );
+    let db = db::Db::new(pool.clone(), &db::ReserverSettings::default());
     let mut ids = Vec::new();
     for i in 0..7 {
         let channel = if i % 2 == 0 {
@@ -480,7 +488,7 @@ async fn orders_are_listed_newest_first_with_filters_and_cursor_pagination(pool:
             domain::Channel::Shopify
         };
         let shop = (i % 2 == 1).then_some("store-a.myshopify.com");
-        ids.push(seed_order(&store, channel, shop, &format!("ext-{i}")).await);
+        ids.push(seed_order(&db, channel, shop, &format!("ext-{i}")).await);
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -548,7 +556,7 @@ async fn orders_are_listed_newest_first_with_filters_and_cursor_pagination(pool:
     assert_problem(app.get("/orders/not-a-uuid").await, 400, "invalid_order_id").await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn products_are_listed_in_sku_order_with_their_levels(pool: PgPool) {
     let app = spawn_app(pool).await;
     for (i, sku) in ["C", "A", "E", "B", "D"].iter().enumerate() {
@@ -578,14 +586,11 @@ async fn products_are_listed_in_sku_order_with_their_levels(pool: PgPool) {
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn saga_owned_and_final_statuses_refuse_every_requested_move(pool: PgPool) {
     // The API refuses these from the stored status, before any workflow is asked.
     let app = spawn_app(pool.clone()).await;
-    let store = activities::store::Store::new(
-        pool.clone(),
-        &activities::store::ReserverSettings::default(),
-    );
+    let db = db::Db::new(pool.clone(), &db::ReserverSettings::default());
     let cases = [
         (domain::OrderStatus::Received, None),
         (
@@ -595,10 +600,9 @@ async fn saga_owned_and_final_statuses_refuse_every_requested_move(pool: PgPool)
         (domain::OrderStatus::Failed, None),
     ];
     for (i, (expected, to)) in cases.into_iter().enumerate() {
-        let order_id = seed_order(&store, domain::Channel::Api, None, &format!("final-{i}")).await;
+        let order_id = seed_order(&db, domain::Channel::Api, None, &format!("final-{i}")).await;
         if let Some(to) = to {
-            store
-                .transition_order(order_id, Some(to), Some("test"), None)
+            db.transition_order(order_id, Some(to), Some("test"), &[], None)
                 .await
                 .unwrap();
         }
@@ -609,8 +613,7 @@ async fn saga_owned_and_final_statuses_refuse_every_requested_move(pool: PgPool)
                 .execute(&pool)
                 .await
                 .unwrap();
-            store
-                .transition_order(order_id, Some(expected), Some("test"), None)
+            db.transition_order(order_id, Some(expected), Some("test"), &[], None)
                 .await
                 .unwrap();
         }

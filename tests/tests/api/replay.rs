@@ -165,7 +165,7 @@ async fn patch_status(env: &SagaEnv, id: &str, status: &str) {
     assert_eq!(r.status(), 200, "{status}: {:?}", r.text().await);
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn representative_order_runs_replay_against_the_code_that_ran_them(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     // The warehouse refuses orders of DOOMED for good, takes every other one,
@@ -189,9 +189,7 @@ async fn representative_order_runs_replay_against_the_code_that_ran_them(pool: P
     for sku in ["SHIPME", "DOOMED", "CANCELME"] {
         env.app.set_stock(sku, 10).await;
     }
-    let client = activities::temporal::connect(&env.worker.temporal)
-        .await
-        .unwrap();
+    let client = orchestrator::connect(&env.worker.temporal).await.unwrap();
     with_worker(env.worker.clone(), pool.clone(), async {
         let mut runs: Vec<(&str, String)> = Vec::new();
 

@@ -21,7 +21,7 @@ async fn order_count(pool: &PgPool) -> i64 {
         .unwrap()
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn webhook_returns_401_when_hmac_is_invalid_and_records_nothing(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     let body = serde_json::to_vec(&order_payload(1, &[("TSHIRT", 1)])).unwrap();
@@ -59,7 +59,7 @@ async fn webhook_returns_401_when_hmac_is_invalid_and_records_nothing(pool: PgPo
     assert_eq!(dead, 0);
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn an_order_of_one_product_is_reserved_synced_and_sent_to_the_wms(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     wms_accepts().expect(1).mount(&env.wms).await;
@@ -101,7 +101,7 @@ async fn an_order_of_one_product_is_reserved_synced_and_sent_to_the_wms(pool: Pg
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn an_order_for_an_unknown_product_is_rejected_and_nothing_is_reserved(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     wms_accepts().expect(0).mount(&env.wms).await;
@@ -124,7 +124,7 @@ async fn an_order_for_an_unknown_product_is_rejected_and_nothing_is_reserved(poo
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn an_unprocessable_signed_payload_is_dead_lettered_and_acknowledged(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     for body in [
@@ -154,7 +154,7 @@ async fn an_unprocessable_signed_payload_is_dead_lettered_and_acknowledged(pool:
     assert_eq!(order_count(&pool).await, 0);
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn other_topics_are_acknowledged_and_ignored(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     let r = env.send_webhook(SHOPS[0], "orders/updated", b"{}").await;
@@ -163,12 +163,12 @@ async fn other_topics_are_acknowledged_and_ignored(pool: PgPool) {
     assert_eq!(order_count(&pool).await, 0);
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn webhook_answers_503_when_temporal_is_unreachable(pool: PgPool) {
     let mut env = saga_env(pool.clone()).await;
     let mut settings = crate::helpers::test_settings();
     settings.temporal.address = format!("http://127.0.0.1:{}", crate::temporal::free_port());
-    settings.stores = env.worker.stores.clone();
+    settings.shops = env.worker.shops.clone();
     env.app = crate::helpers::spawn_app_with(pool.clone(), settings).await;
     let body = serde_json::to_vec(&order_payload(9, &[("TSHIRT", 1)])).unwrap();
     let r = env.send_webhook(SHOPS[0], "orders/create", &body).await;
@@ -212,12 +212,12 @@ async fn order_of_many_products_reserves_every_line(pool: PgPool, lines: &[(&str
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn an_order_of_three_products_reserves_every_line(pool: PgPool) {
     order_of_many_products_reserves_every_line(pool, &[("P-1", 1), ("P-2", 2), ("P-3", 3)]).await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn an_order_of_five_products_reserves_every_line(pool: PgPool) {
     order_of_many_products_reserves_every_line(
         pool,
@@ -226,7 +226,7 @@ async fn an_order_of_five_products_reserves_every_line(pool: PgPool) {
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn a_redelivered_webhook_allocates_once_whether_sequential_or_concurrent(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     wms_accepts().expect(2).mount(&env.wms).await;
@@ -272,7 +272,7 @@ async fn a_redelivered_webhook_allocates_once_whether_sequential_or_concurrent(p
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn two_products_one_unknown_reserve_nothing(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     wms_accepts().expect(0).mount(&env.wms).await;
@@ -299,7 +299,7 @@ async fn two_products_one_unknown_reserve_nothing(pool: PgPool) {
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn two_products_one_short_reserve_nothing_and_every_problem_is_named(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     wms_accepts().expect(0).mount(&env.wms).await;
@@ -335,7 +335,7 @@ async fn two_products_one_short_reserve_nothing_and_every_problem_is_named(pool:
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn a_permanent_wms_rejection_releases_the_stock_and_resyncs_the_channels(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     Mock::given(method("POST"))
@@ -392,7 +392,7 @@ async fn a_permanent_wms_rejection_releases_the_stock_and_resyncs_the_channels(p
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn the_order_completes_once_the_wms_is_back(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     Mock::given(method("POST"))
@@ -417,7 +417,7 @@ async fn the_order_completes_once_the_wms_is_back(pool: PgPool) {
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn channel_sync_repairs_drift_on_every_store_and_skips_stores_without_the_sku(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     wms_accepts().expect(1).mount(&env.wms).await;
@@ -437,7 +437,7 @@ async fn channel_sync_repairs_drift_on_every_store_and_skips_stores_without_the_
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn the_workflow_answers_a_status_query(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     wms_accepts().expect(1).mount(&env.wms).await;
@@ -445,11 +445,9 @@ async fn the_workflow_answers_a_status_query(pool: PgPool) {
     with_worker(env.worker.clone(), pool.clone(), async {
         let order = env.place(1201, &[("Q", 1)]).await;
         env.wait_for_status(order, &["FULFILLMENT_REQUESTED"]).await;
-        let client = activities::temporal::connect(&env.worker.temporal)
-            .await
-            .unwrap();
+        let client = orchestrator::connect(&env.worker.temporal).await.unwrap();
         let workflow_id = format!("order:shopify:{}:1201", SHOPS[0]);
-        let view = activities::temporal::query_order(&client, &workflow_id)
+        let view = orchestrator::query_order(&client, &workflow_id)
             .await
             .unwrap();
         assert_eq!(view.order_id, order);
@@ -464,7 +462,7 @@ async fn the_workflow_answers_a_status_query(pool: PgPool) {
     .await;
 }
 
-#[sqlx::test(migrator = "activities::store::MIGRATOR")]
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn setting_stock_pushes_the_new_level_to_every_store(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     env.shops[0].fake.set_available("RESTOCK", 3);

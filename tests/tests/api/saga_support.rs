@@ -3,19 +3,19 @@
 
 use std::time::{Duration, Instant};
 
-use activities::{
-    shopify::{DEFAULT_API_VERSION, StoreSettings},
-    store::DatabaseSettings,
-    temporal::TemporalSettings,
-    wms::WmsSettings,
-};
 use base64::{Engine, engine::general_purpose::STANDARD};
+use db::DatabaseSettings;
 use domain::{Channel, ShopDomain, order_id_for};
 use hmac::{Hmac, Mac};
+use orchestrator::TemporalSettings;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use sqlx::PgPool;
 use uuid::Uuid;
+use vendors::{
+    shopify::{DEFAULT_API_VERSION, ShopSettings},
+    wms::WmsSettings,
+};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
     matchers::{method, path},
@@ -83,9 +83,9 @@ pub async fn saga_env(pool: PgPool) -> SagaEnv {
             fake,
         });
     }
-    let stores: Vec<StoreSettings> = shops
+    let shop_settings: Vec<ShopSettings> = shops
         .iter()
-        .map(|s| StoreSettings {
+        .map(|s| ShopSettings {
             shop: ShopDomain::parse(&s.domain).unwrap(),
             webhook_secret: SECRET.to_string().into(),
             admin_url: s.server.uri(),
@@ -100,7 +100,7 @@ pub async fn saga_env(pool: PgPool) -> SagaEnv {
     };
     let mut settings = test_settings();
     settings.temporal = temporal.clone();
-    settings.stores = stores.clone();
+    settings.shops = shop_settings.clone();
     settings.saga_policy = fast_policy();
     let app = spawn_app_with(pool.clone(), settings).await;
     let worker = WorkerSettings {
@@ -112,7 +112,7 @@ pub async fn saga_env(pool: PgPool) -> SagaEnv {
             channel_id: None,
             timeout: Duration::from_secs(2),
         },
-        stores,
+        shops: shop_settings,
         shopify_api_version: DEFAULT_API_VERSION.into(),
         shopify_timeout: Duration::from_secs(2),
         max_concurrent_activities: 20,

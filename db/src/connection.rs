@@ -1,11 +1,5 @@
-//! Postgres persistence: connection, migrations, and the inventory store.
-
-mod dead_letters;
-mod error;
-mod inventory;
-mod orders;
-mod reads;
-mod reserver;
+//! Reaching Postgres: settings, the pool, migrations, and [`Db`], the
+//! handle every query goes through.
 
 use std::time::Duration;
 
@@ -16,15 +10,10 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-pub use dead_letters::DeadLetter;
-pub use error::StoreError;
-pub use inventory::{ProductStock, Store};
-pub use orders::FulfillmentOrder;
-pub use reads::{
-    OptionalText, OrderCursor, OrderDetail, OrderFilter, OrderLine, OrderReservation, OrderSummary,
-    StatusChangeRecord,
+use crate::{
+    error::DbError,
+    reserver::{BatchObserver, Reserver, ReserverSettings},
 };
-pub use reserver::{BatchObserver, BatchReport, ReserverSettings};
 
 /// The schema migrations, embedded at compile time from `migrations/`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
@@ -46,8 +35,8 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/oms";
 impl DatabaseSettings {
     /// Reads `DATABASE_URL`, `OMS_DB_MAX_CONNECTIONS` and
     /// `OMS_DB_ACQUIRE_TIMEOUT_SECS`.
-    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
-        use crate::config::{secret, secs_or, var_or};
+    pub fn from_env() -> Result<Self, runtime::config::ConfigError> {
+        use runtime::config::{secret, secs_or, var_or};
         Ok(Self {
             url: secret("DATABASE_URL", DEFAULT_DATABASE_URL),
             max_connections: var_or("OMS_DB_MAX_CONNECTIONS", 16)?,
@@ -67,7 +56,7 @@ impl DatabaseSettings {
 
 /// Connects to the database, creating it first if it does not exist yet
 /// (a fresh machine has a server but not our database).
-pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
+pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
     let url = settings.url.expose_secret();
     if !Postgres::database_exists(url).await? {
         // Two processes may race to create it; losing that race is fine.
@@ -94,9 +83,42 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> 
 /// the schema the new one migrated. That holds because migrations only ever
 /// expand the schema (new tables, nullable or defaulted columns), never
 /// rename or drop what a previous release uses.
-pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     let mut migrator = sqlx::migrate!("../migrations");
     migrator.set_ignore_missing(true);
     migrator.run(pool).await?;
     Ok(())
+}
+
+/// The database: every read and write of stock and orders goes through here.
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) pool: PgPool,
+    pub(crate) reserver: Reserver,
+}
+
+impl Db {
+    /// Builds the handle and starts its reserve batching tasks on the current
+    /// Tokio runtime.
+    pub fn new(pool: PgPool, reserver: &ReserverSettings) -> Self {
+        let reserver = Reserver::spawn(pool.clone(), reserver, None);
+        Self { pool, reserver }
+    }
+
+    /// Like [`Db::new`], calling `observer` after every reserve batch
+    /// (the API feeds its batch-size metrics this way).
+    pub fn with_batch_observer(
+        pool: PgPool,
+        reserver: &ReserverSettings,
+        observer: BatchObserver,
+    ) -> Self {
+        let reserver = Reserver::spawn(pool.clone(), reserver, Some(observer));
+        Self { pool, reserver }
+    }
+
+    /// Whether Postgres answers (readiness checks).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
 }

@@ -1,91 +1,18 @@
-//! Connecting to Temporal and starting order workflows.
-
-use std::{str::FromStr, time::Duration};
+//! Order workflows seen from outside: starting them once, changing their
+//! status, reading their view and memo.
 
 use temporalio_client::{
-    Client, ClientOptions, Connection, ConnectionOptions, Url, WorkflowIdConflictPolicy,
-    WorkflowIdReusePolicy, WorkflowQueryOptions, WorkflowStartOptions, errors::WorkflowStartError,
+    Client, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowQueryOptions,
+    WorkflowStartOptions, errors::WorkflowStartError,
 };
-use temporalio_common::{
-    MemoValues,
-    protos::temporal::api::{
-        enums::v1::IndexedValueType,
-        operatorservice::v1::{AddSearchAttributesRequest, ListSearchAttributesRequest},
-    },
-    search_attributes::SearchAttributes,
-};
+use temporalio_common::{MemoValues, search_attributes::SearchAttributes};
 use workflows::{
     ChannelSyncInput, ChannelSyncWorkflow, OrderView, OrderWorkflow,
     contracts::{OrderInput, StatusChange},
     search,
 };
 
-use crate::config::{ConfigError, var_or};
-
-/// Where Temporal is and which task queue the order workflows use.
-#[derive(Debug, Clone)]
-pub struct TemporalSettings {
-    /// Frontend gRPC address, e.g. `http://127.0.0.1:7233`.
-    pub address: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Task queue of the order workflows and their activities.
-    pub task_queue: String,
-}
-
-impl TemporalSettings {
-    /// Reads `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `OMS_TASK_QUEUE`.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            address: var_or("TEMPORAL_ADDRESS", "http://127.0.0.1:7233".to_string())?,
-            namespace: var_or("TEMPORAL_NAMESPACE", "default".to_string())?,
-            task_queue: var_or("OMS_TASK_QUEUE", "oms-orders".to_string())?,
-        })
-    }
-}
-
-/// Temporal could not be reached or refused a call.
-#[derive(Debug, thiserror::Error)]
-pub enum TemporalError {
-    /// No connection (server down, wrong address).
-    #[error("temporal is unreachable: {0}")]
-    Unreachable(String),
-    /// Any other failure of a call.
-    #[error("temporal call failed: {0}")]
-    Call(String),
-}
-
-/// Connects (one GetSystemInfo round trip proves the frontend answers).
-pub async fn connect(settings: &TemporalSettings) -> Result<Client, TemporalError> {
-    let url =
-        Url::from_str(&settings.address).map_err(|e| TemporalError::Unreachable(e.to_string()))?;
-    let connection = Connection::connect(ConnectionOptions::new(url).build())
-        .await
-        .map_err(|e| TemporalError::Unreachable(e.to_string()))?;
-    Client::new(
-        connection,
-        ClientOptions::new(settings.namespace.clone()).build(),
-    )
-    .map_err(|e| TemporalError::Unreachable(e.to_string()))
-}
-
-/// Connects, retrying for up to `patience` (Temporal may still be starting).
-pub async fn connect_with_patience(
-    settings: &TemporalSettings,
-    patience: Duration,
-) -> Result<Client, TemporalError> {
-    let deadline = tokio::time::Instant::now() + patience;
-    loop {
-        match connect(settings).await {
-            Ok(c) => return Ok(c),
-            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
-            Err(e) => {
-                tracing::info!(error = %e, "waiting for temporal");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
-}
+use crate::connection::TemporalError;
 
 /// The workflow id of an order: readable, and derived from the order's
 /// identity so a redelivery maps to the same workflow.
@@ -113,53 +40,6 @@ pub enum Started {
         /// Its workflow id.
         workflow_id: String,
     },
-}
-
-/// Registers the OMS's search attributes (all `Keyword`) in `namespace`
-/// where missing. Safe to run from every process at every start: a
-/// concurrent registration of the same name counts as success.
-pub async fn ensure_search_attributes(
-    client: &Client,
-    namespace: &str,
-) -> Result<(), TemporalError> {
-    use temporalio_client::tonic::Request;
-    let mut operator = client.connection().operator_service();
-    let existing = operator
-        .list_search_attributes(Request::new(ListSearchAttributesRequest {
-            namespace: namespace.to_string(),
-        }))
-        .await
-        .map_err(|e| TemporalError::Call(format!("listing search attributes: {}", e.message())))?
-        .into_inner();
-    let missing: std::collections::HashMap<String, i32> = search::ALL
-        .iter()
-        .filter(|name| {
-            !existing.custom_attributes.contains_key(**name)
-                && !existing.system_attributes.contains_key(**name)
-        })
-        .map(|name| (name.to_string(), IndexedValueType::Keyword as i32))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<String> = missing.keys().cloned().collect();
-    match operator
-        .add_search_attributes(Request::new(AddSearchAttributesRequest {
-            search_attributes: missing,
-            namespace: namespace.to_string(),
-        }))
-        .await
-    {
-        Ok(_) => {
-            tracing::info!(?names, "search attributes registered");
-            Ok(())
-        }
-        Err(status) if status.code() == temporalio_client::tonic::Code::AlreadyExists => Ok(()),
-        Err(status) => Err(TemporalError::Call(format!(
-            "registering search attributes {names:?}: {}",
-            status.message()
-        ))),
-    }
 }
 
 /// What makes an order's workflow findable: a memo (order id, channel, shop,
@@ -212,7 +92,7 @@ pub async fn start_order(
         Err(WorkflowStartError::AlreadyStarted { .. }) => {
             Ok(Started::AlreadyFinished { workflow_id })
         }
-        Err(e) => Err(TemporalError::Call(e.to_string())),
+        Err(e) => Err(TemporalError::call("start order workflow", e)),
     }
 }
 
@@ -227,7 +107,7 @@ pub async fn start_channel_sync(
     client
         .start_workflow(ChannelSyncWorkflow::run, input, options)
         .await
-        .map_err(|e| TemporalError::Call(e.to_string()))?;
+        .map_err(|e| TemporalError::call("start channel sync workflow", e))?;
     Ok(workflow_id)
 }
 
@@ -267,14 +147,18 @@ pub async fn change_status(
             Err(ChangeError::Refused(failure.message.clone()))
         }
         Err(WorkflowUpdateError::NotFound(status)) => Err(ChangeError::Temporal(
-            TemporalError::Call(format!("not found: {}", status.message())),
+            TemporalError::call("update order workflow", status),
         )),
         Err(e) => {
+            // The server says so only in the message of a generic RPC error.
             let text = e.to_string();
             if text.contains("workflow execution already completed") || text.contains("NotFound") {
                 Err(ChangeError::Finished)
             } else {
-                Err(ChangeError::Temporal(TemporalError::Call(text)))
+                Err(ChangeError::Temporal(TemporalError::call(
+                    "update order workflow",
+                    e,
+                )))
             }
         }
     }
@@ -290,7 +174,7 @@ pub async fn order_memo(
         .get_workflow_handle::<OrderWorkflow>(workflow_id.to_string())
         .describe(temporalio_client::WorkflowDescribeOptions::default())
         .await
-        .map_err(|e| TemporalError::Call(e.to_string()))?;
+        .map_err(|e| TemporalError::call("describe order workflow", e))?;
     let memo = description.memo();
     let mut out = std::collections::BTreeMap::new();
     for key in [
@@ -302,7 +186,7 @@ pub async fn order_memo(
     ] {
         if let Some(value) = memo
             .get::<String>(key)
-            .map_err(|e| TemporalError::Call(format!("memo {key}: {e}")))?
+            .map_err(|e| TemporalError::call("read order workflow memo", e))?
         {
             out.insert(key.to_string(), value);
         }
@@ -316,5 +200,5 @@ pub async fn query_order(client: &Client, workflow_id: &str) -> Result<OrderView
         .get_workflow_handle::<OrderWorkflow>(workflow_id.to_string())
         .query(OrderWorkflow::status, (), WorkflowQueryOptions::default())
         .await
-        .map_err(|e| TemporalError::Call(e.to_string()))
+        .map_err(|e| TemporalError::call("query order workflow", e))
 }

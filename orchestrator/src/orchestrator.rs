@@ -1,14 +1,20 @@
-//! The API's handle on Temporal: connected on first use, so the inventory
-//! API serves even while Temporal is down, and order intake answers 503.
+//! A handle on Temporal that connects on first use, so a process that only
+//! sometimes needs Temporal (the API's inventory routes, an operator
+//! command) keeps serving while Temporal is down, and only the calls that
+//! need it fail.
 
 use std::sync::Arc;
 
-use activities::temporal::{self, ChangeError, Started, TemporalError, TemporalSettings};
 use temporalio_client::Client;
 use tokio::sync::OnceCell;
 use workflows::{
     OrderView,
-    contracts::{OrderInput, StatusChange},
+    contracts::{OrderInput, SagaPolicy, StatusChange},
+};
+
+use crate::{
+    connection::TemporalError, connection::TemporalSettings, connection::connect,
+    connection::ensure_search_attributes, orders, orders::ChangeError, orders::Started,
 };
 
 /// Starts and queries order workflows.
@@ -36,13 +42,11 @@ impl Orchestrator {
     async fn connected(&self) -> Result<&Connected, TemporalError> {
         self.client
             .get_or_try_init(|| async {
-                let client = temporal::connect(&self.settings).await?;
+                let client = connect(&self.settings).await?;
                 // Findability must never cost an order: without the
                 // attributes, workflows start with the memo only.
                 let indexed =
-                    match temporal::ensure_search_attributes(&client, &self.settings.namespace)
-                        .await
-                    {
+                    match ensure_search_attributes(&client, &self.settings.namespace).await {
                         Ok(()) => true,
                         Err(e) => {
                             tracing::error!(error = %e, "order workflows will carry no search attributes");
@@ -61,7 +65,7 @@ impl Orchestrator {
     /// Starts the order's workflow (idempotently).
     pub async fn start_order(&self, input: OrderInput) -> Result<Started, TemporalError> {
         let connected = self.connected().await?;
-        temporal::start_order(
+        orders::start_order(
             &connected.client,
             &self.settings.task_queue,
             input,
@@ -70,19 +74,20 @@ impl Orchestrator {
         .await
     }
 
-    /// Starts pushing the current level of `sku` to every store.
+    /// Starts pushing the current level of `sku` to every shop.
     pub async fn start_channel_sync(
         &self,
         sku: &str,
-        policy: workflows::contracts::SagaPolicy,
+        reference: uuid::Uuid,
+        policy: SagaPolicy,
     ) -> Result<String, TemporalError> {
         let client = self.client().await?;
         let input = workflows::ChannelSyncInput {
             skus: vec![sku.to_string()],
-            reference: uuid::Uuid::new_v4(),
+            reference,
             policy,
         };
-        temporal::start_channel_sync(client, &self.settings.task_queue, input).await
+        orders::start_channel_sync(client, &self.settings.task_queue, input).await
     }
 
     /// Delivers a status change to the order's workflow; waits for its result.
@@ -92,6 +97,6 @@ impl Orchestrator {
         change: StatusChange,
     ) -> Result<OrderView, ChangeError> {
         let client = self.client().await?;
-        temporal::change_status(client, workflow_id, change).await
+        orders::change_status(client, workflow_id, change).await
     }
 }

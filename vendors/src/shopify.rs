@@ -1,5 +1,5 @@
-//! Client of one Shopify store's Admin GraphQL API: pushes the available
-//! level of our SKUs to the store's location.
+//! Client of one Shopify shop's Admin GraphQL API: pushes the available
+//! level of our SKUs to the shop's location.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -18,9 +18,9 @@ const SERVICE: &str = "shopify";
 /// The Admin API version every request is pinned to.
 pub const DEFAULT_API_VERSION: &str = "2026-10";
 
-/// One configured store: how to verify its webhooks and how to reach its Admin API.
+/// One configured shop: how to verify its webhooks and how to reach its Admin API.
 #[derive(Debug, Clone, Deserialize)]
-pub struct StoreSettings {
+pub struct ShopSettings {
     /// The `*.myshopify.com` domain (`X-Shopify-Shop-Domain` of its webhooks).
     pub shop: ShopDomain,
     /// The app's client secret: the key of the webhook HMAC.
@@ -33,26 +33,28 @@ pub struct StoreSettings {
     pub location_id: String,
 }
 
-/// Reads the stores from `OMS_SHOPIFY_STORES` (a JSON array of
-/// [`StoreSettings`]) or from the file named by `OMS_SHOPIFY_STORES_FILE`.
-/// No stores is valid: webhooks are then refused and nothing is synced.
-pub fn stores_from_env() -> Result<Vec<StoreSettings>, crate::config::ConfigError> {
+/// Reads the shops from `OMS_SHOPIFY_STORES` (a JSON array of
+/// [`ShopSettings`]) or from the file named by `OMS_SHOPIFY_STORES_FILE`
+/// (Shopify calls a merchant's shop a "store"; the variables keep its word).
+/// No shops is valid: webhooks are then refused and nothing is synced.
+pub fn shops_from_env() -> Result<Vec<ShopSettings>, runtime::config::ConfigError> {
     let (name, text) = match (
         std::env::var("OMS_SHOPIFY_STORES"),
         std::env::var("OMS_SHOPIFY_STORES_FILE"),
     ) {
         (Ok(json), _) if !json.trim().is_empty() => ("OMS_SHOPIFY_STORES", json),
         (_, Ok(path)) if !path.trim().is_empty() => {
-            let text = std::fs::read_to_string(&path).map_err(|e| crate::config::ConfigError {
-                name: "OMS_SHOPIFY_STORES_FILE".into(),
-                value: path.clone(),
-                reason: e.to_string(),
-            })?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| runtime::config::ConfigError {
+                    name: "OMS_SHOPIFY_STORES_FILE".into(),
+                    value: path.clone(),
+                    reason: e.to_string(),
+                })?;
             ("OMS_SHOPIFY_STORES_FILE", text)
         }
         _ => return Ok(Vec::new()),
     };
-    serde_json::from_str(&text).map_err(|e| crate::config::ConfigError {
+    serde_json::from_str(&text).map_err(|e| runtime::config::ConfigError {
         name: name.into(),
         // The text holds secrets: say where it broke, not what it holds.
         value: "<redacted>".into(),
@@ -60,14 +62,14 @@ pub fn stores_from_env() -> Result<Vec<StoreSettings>, crate::config::ConfigErro
     })
 }
 
-/// A store's Admin GraphQL API.
+/// A shop's Admin GraphQL API.
 #[derive(Clone)]
 pub struct ShopifyClient {
     http: Client,
-    store: StoreSettings,
+    shop: ShopSettings,
     api_version: String,
     /// SKU → (inventory item GID, the available quantity last seen), or
-    /// `None` when the store does not sell the SKU.
+    /// `None` when the shop does not sell the SKU.
     items: Arc<Mutex<HashMap<String, Option<Item>>>>,
 }
 
@@ -80,39 +82,39 @@ struct Item {
 /// What pushing one level did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pushed {
-    /// The store's available quantity is now the level.
+    /// The shop's available quantity is now the level.
     Set,
-    /// The store already showed the level.
+    /// The shop already showed the level.
     AlreadyThere,
-    /// The store does not sell this SKU (no variant with it).
+    /// The shop does not sell this SKU (no variant with it).
     NotSold,
 }
 
 impl ShopifyClient {
-    /// Builds the client of `store`.
+    /// Builds the client of `shop`.
     pub fn new(
-        store: StoreSettings,
+        shop: ShopSettings,
         api_version: &str,
         timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
         let http = Client::builder().timeout(timeout).build()?;
         Ok(Self {
             http,
-            store,
+            shop,
             api_version: api_version.to_string(),
             items: Arc::default(),
         })
     }
 
-    /// The store's domain.
-    pub fn shop(&self) -> &ShopDomain {
-        &self.store.shop
+    /// The shop's domain.
+    pub fn domain(&self) -> &ShopDomain {
+        &self.shop.shop
     }
 
-    /// Sets the store's available quantity of `sku` to `level`.
+    /// Sets the shop's available quantity of `sku` to `level`.
     ///
     /// Uses compare-and-set (`changeFromQuantity`) against the quantity last
-    /// seen: if the store moved meanwhile (its own order, a manual edit), the
+    /// seen: if the shop moved meanwhile (its own order, a manual edit), the
     /// value is re-read and the set retried, so nothing is overwritten blind.
     /// The idempotency key is derived from the inputs, so a retried activity
     /// does not apply a change twice.
@@ -146,7 +148,7 @@ impl ShopifyClient {
                     return Ok(Pushed::Set);
                 }
                 SetResult::Stale => {
-                    // Forget what we knew and read the store's value again.
+                    // Forget what we knew and read the shop's value again.
                     self.item(sku, true).await?;
                 }
             }
@@ -155,7 +157,7 @@ impl ShopifyClient {
             service: SERVICE,
             message: format!(
                 "{}: the quantity of {sku} kept changing under us",
-                self.store.shop
+                self.shop.shop
             ),
         })
     }
@@ -170,7 +172,7 @@ impl ShopifyClient {
         );
     }
 
-    /// The store's item for `sku`, from the cache unless `refresh`.
+    /// The shop's item for `sku`, from the cache unless `refresh`.
     async fn item(&self, sku: &str, refresh: bool) -> Result<Option<Item>, ClientError> {
         if !refresh && let Some(known) = self.items.lock().await.get(sku) {
             return Ok(known.clone());
@@ -183,7 +185,7 @@ impl ShopifyClient {
                       quantities(names: ["available"]) { name quantity } } } }
                   }
                 }"#,
-                json!({ "q": format!("sku:\"{}\"", sku.replace('"', "\\\"")), "loc": self.store.location_id }),
+                json!({ "q": format!("sku:\"{}\"", sku.replace('"', "\\\"")), "loc": self.shop.location_id }),
             )
             .await?;
         let nodes = data
@@ -227,7 +229,7 @@ impl ShopifyClient {
     ) -> Result<SetResult, ClientError> {
         let key = Uuid::new_v5(
             &reference,
-            format!("{}:{item_id}:{level}:{change_from}", self.store.shop).as_bytes(),
+            format!("{}:{item_id}:{level}:{change_from}", self.shop.shop).as_bytes(),
         );
         // The idempotency key is a directive argument, which the API takes as
         // a literal; it is a UUID, so it needs no escaping.
@@ -248,7 +250,7 @@ impl ShopifyClient {
                     "referenceDocumentUri": format!("gid://oms/Order/{reference}"),
                     "quantities": [{
                         "inventoryItemId": item_id,
-                        "locationId": self.store.location_id,
+                        "locationId": self.shop.location_id,
                         "quantity": level,
                         "changeFromQuantity": change_from,
                     }],
@@ -300,7 +302,7 @@ impl ShopifyClient {
     async fn graphql(&self, query: &str, variables: Value) -> Result<Value, ClientError> {
         let url = format!(
             "{}/admin/api/{}/graphql.json",
-            self.store.admin_url.trim_end_matches('/'),
+            self.shop.admin_url.trim_end_matches('/'),
             self.api_version
         );
         let response = self
@@ -308,7 +310,7 @@ impl ShopifyClient {
             .post(url)
             .header(
                 "X-Shopify-Access-Token",
-                self.store.access_token.expose_secret(),
+                self.shop.access_token.expose_secret(),
             )
             .json(&json!({ "query": query, "variables": variables }))
             .send()

@@ -1,29 +1,8 @@
-//! Stock levels and single-unit reservations (the seed-004 contract).
+//! Stock levels and single-unit reservations: the inventory API's contract.
 
 use domain::{ReservationState, ReservationToken, Sku, StockLevels, StockQuantity};
-use sqlx::PgPool;
 
-use super::{
-    StoreError,
-    reserver::{BatchObserver, Reserver, ReserverSettings},
-};
-
-/// One product's levels, as listed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ProductStock {
-    /// The product.
-    pub sku: Sku,
-    /// Its levels.
-    #[serde(flatten)]
-    pub levels: StockLevels,
-}
-
-/// The inventory store: every read and write of stock goes through here.
-#[derive(Clone)]
-pub struct Store {
-    pub(super) pool: PgPool,
-    reserver: Reserver,
-}
+use crate::{connection::Db, error::DbError};
 
 #[derive(sqlx::FromRow)]
 struct LevelsRow {
@@ -42,37 +21,10 @@ impl From<LevelsRow> for StockLevels {
     }
 }
 
-impl Store {
-    /// Builds the store and starts its reserve batching tasks on the current
-    /// Tokio runtime.
-    pub fn new(pool: PgPool, reserver: &ReserverSettings) -> Self {
-        let reserver = Reserver::spawn(pool.clone(), reserver, None);
-        Self { pool, reserver }
-    }
-
-    /// Like [`Store::new`], calling `observer` after every reserve batch
-    /// (the API feeds its batch-size metrics this way).
-    pub fn with_batch_observer(
-        pool: PgPool,
-        reserver: &ReserverSettings,
-        observer: BatchObserver,
-    ) -> Self {
-        let reserver = Reserver::spawn(pool.clone(), reserver, Some(observer));
-        Self { pool, reserver }
-    }
-
-    /// The underlying pool, for health checks.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
+impl Db {
     /// Sets IN_STOCK of `sku`, creating the product if needed; RESERVED and
     /// SOLD are left as they are.
-    pub async fn set_stock(
-        &self,
-        sku: &Sku,
-        stock: StockQuantity,
-    ) -> Result<StockLevels, StoreError> {
+    pub async fn set_stock(&self, sku: &Sku, stock: StockQuantity) -> Result<StockLevels, DbError> {
         let row: LevelsRow = sqlx::query_as(
             r#"
             INSERT INTO products (sku, in_stock) VALUES ($1, $2)
@@ -89,19 +41,19 @@ impl Store {
     }
 
     /// The levels of `sku`.
-    pub async fn levels(&self, sku: &Sku) -> Result<StockLevels, StoreError> {
+    pub async fn levels(&self, sku: &Sku) -> Result<StockLevels, DbError> {
         let row: Option<LevelsRow> =
             sqlx::query_as("SELECT in_stock, reserved, sold FROM products WHERE sku = $1")
                 .bind(sku.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
         row.map(Into::into)
-            .ok_or_else(|| StoreError::ProductNotFound(sku.clone()))
+            .ok_or_else(|| DbError::ProductNotFound(sku.clone()))
     }
 
     /// Moves one unit of `sku` from IN_STOCK to RESERVED and returns the
     /// token that owns it. Concurrent calls are grouped (see the reserver).
-    pub async fn reserve_one(&self, sku: Sku) -> Result<ReservationToken, StoreError> {
+    pub async fn reserve_one(&self, sku: Sku) -> Result<ReservationToken, DbError> {
         self.reserver.reserve_one(sku).await
     }
 
@@ -110,16 +62,12 @@ impl Store {
         &self,
         sku: &Sku,
         token: ReservationToken,
-    ) -> Result<StockLevels, StoreError> {
+    ) -> Result<StockLevels, DbError> {
         self.consume(sku, token, ReservationState::Released).await
     }
 
     /// Moves an open reservation of `sku` to SOLD.
-    pub async fn sell(
-        &self,
-        sku: &Sku,
-        token: ReservationToken,
-    ) -> Result<StockLevels, StoreError> {
+    pub async fn sell(&self, sku: &Sku, token: ReservationToken) -> Result<StockLevels, DbError> {
         self.consume(sku, token, ReservationState::Sold).await
     }
 
@@ -131,7 +79,7 @@ impl Store {
         sku: &Sku,
         token: ReservationToken,
         to: ReservationState,
-    ) -> Result<StockLevels, StoreError> {
+    ) -> Result<StockLevels, DbError> {
         let (to_in_stock, to_sold) = match to {
             ReservationState::Sold => (0, 1),
             _ => (1, 0),
@@ -172,7 +120,7 @@ impl Store {
         &self,
         sku: &Sku,
         token: ReservationToken,
-    ) -> Result<StoreError, StoreError> {
+    ) -> Result<DbError, DbError> {
         let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
             r#"
             SELECT p.sku, r.state
@@ -186,11 +134,11 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(match row {
-            None => StoreError::ProductNotFound(sku.clone()),
-            Some((_, None)) => StoreError::ReservationNotFound,
+            None => DbError::ProductNotFound(sku.clone()),
+            Some((_, None)) => DbError::ReservationNotFound,
             Some((_, Some(state))) => match state.parse() {
-                Ok(state) => StoreError::ReservationConsumed(state),
-                Err(_) => StoreError::ReservationNotFound,
+                Ok(state) => DbError::ReservationConsumed(state),
+                Err(_) => DbError::ReservationNotFound,
             },
         })
     }
@@ -200,7 +148,7 @@ impl Store {
     ///
     /// `SKIP LOCKED` lets several API processes sweep at once without waiting
     /// on each other or on a concurrent `sold` of the same token.
-    pub async fn expire_reservations(&self, limit: i64) -> Result<u64, StoreError> {
+    pub async fn expire_reservations(&self, limit: i64) -> Result<u64, DbError> {
         let expired: i64 = sqlx::query_scalar(
             r#"
             WITH due AS (

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Store, StoreError};
+use crate::{connection::Db, error::DbError};
 
 /// One dead-lettered webhook.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -30,7 +30,7 @@ pub struct DeadLetter {
     pub replay_attempts: i32,
 }
 
-impl Store {
+impl Db {
     /// Keeps a signed payload that cannot be processed; returns its id.
     pub async fn dead_letter(
         &self,
@@ -39,7 +39,7 @@ impl Store {
         webhook_id: Option<&str>,
         error: &str,
         payload: &[u8],
-    ) -> Result<i64, StoreError> {
+    ) -> Result<i64, DbError> {
         Ok(sqlx::query_scalar(
             "INSERT INTO webhook_dead_letters (shop_domain, topic, webhook_id, error, payload) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -53,7 +53,7 @@ impl Store {
     }
 
     /// Dead letters, oldest first; only those not replayed yet unless `all`.
-    pub async fn dead_letters(&self, all: bool, limit: i64) -> Result<Vec<DeadLetter>, StoreError> {
+    pub async fn dead_letters(&self, all: bool, limit: i64) -> Result<Vec<DeadLetter>, DbError> {
         Ok(sqlx::query_as(
             "SELECT * FROM webhook_dead_letters WHERE $1 OR replayed_at IS NULL ORDER BY id LIMIT $2",
         )
@@ -64,7 +64,7 @@ impl Store {
     }
 
     /// One dead letter.
-    pub async fn dead_letter_by_id(&self, id: i64) -> Result<Option<DeadLetter>, StoreError> {
+    pub async fn dead_letter_by_id(&self, id: i64) -> Result<Option<DeadLetter>, DbError> {
         Ok(
             sqlx::query_as("SELECT * FROM webhook_dead_letters WHERE id = $1")
                 .bind(id)
@@ -75,11 +75,7 @@ impl Store {
 
     /// Records a replay attempt: with `Ok(order)` the order it started, with
     /// `Err(reason)` why it failed again.
-    pub async fn record_replay(
-        &self,
-        id: i64,
-        result: Result<Uuid, &str>,
-    ) -> Result<(), StoreError> {
+    pub async fn record_replay(&self, id: i64, result: Result<Uuid, &str>) -> Result<(), DbError> {
         let (order, error) = match result {
             Ok(order) => (Some(order), None),
             Err(reason) => (None, Some(reason)),

@@ -1,11 +1,11 @@
 //! Read models for the API: order details, order lists, product lists.
 
 use chrono::{DateTime, Utc};
-use domain::StockLevels;
+use domain::{Channel, LineProblem, OrderStatus, ReservationState, StockLevels};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Store, StoreError};
+use crate::{connection::Db, error::DbError, orders::parse_status};
 
 /// An order with everything a client may ask about it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -16,6 +16,8 @@ pub struct OrderDetail {
     pub summary: OrderSummary,
     /// Lines as received.
     pub lines: Vec<OrderLine>,
+    /// Why each failing line could not be allocated (a REJECTED order).
+    pub problems: Vec<LineProblem>,
     /// Reservations held or once held by the order.
     pub reservations: Vec<OrderReservation>,
     /// Every status change, oldest first.
@@ -29,7 +31,8 @@ pub struct OrderSummary {
     /// Order id.
     pub id: Uuid,
     /// `shopify` or `api`.
-    pub channel: String,
+    #[sqlx(try_from = "String")]
+    pub channel: Channel,
     /// Shopify shop, if any.
     #[sqlx(try_from = "String")]
     #[schema(value_type = Option<String>)]
@@ -39,7 +42,8 @@ pub struct OrderSummary {
     /// Human name (e.g. `#1001`) or customer reference.
     pub name: Option<String>,
     /// Current status.
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
     /// Why it is in that status (rejection reasons, WMS id, …).
     pub status_reason: Option<String>,
     /// Temporal workflow id.
@@ -97,7 +101,8 @@ pub struct OrderReservation {
     /// Units.
     pub quantity: i32,
     /// RESERVED, RELEASED, SOLD or EXPIRED.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: ReservationState,
     /// When reserved.
     pub created_at: DateTime<Utc>,
     /// When released or sold.
@@ -105,13 +110,13 @@ pub struct OrderReservation {
 }
 
 /// One status change.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusChangeRecord {
     /// Previous status (none for the first).
-    pub from_status: Option<String>,
+    pub from_status: Option<OrderStatus>,
     /// New status.
-    pub to_status: String,
+    pub to_status: OrderStatus,
     /// Why.
     pub reason: Option<String>,
     /// When.
@@ -122,9 +127,9 @@ pub struct StatusChangeRecord {
 #[derive(Debug, Clone, Default)]
 pub struct OrderFilter {
     /// Only this status.
-    pub status: Option<String>,
+    pub status: Option<OrderStatus>,
     /// Only this channel.
-    pub channel: Option<String>,
+    pub channel: Option<Channel>,
     /// Created at or after.
     pub created_from: Option<DateTime<Utc>>,
     /// Created before.
@@ -143,16 +148,24 @@ pub struct OrderCursor {
 const SUMMARY_COLUMNS: &str = "id, channel, shop_domain AS shop, external_id, name, status, status_reason, \
      workflow_id, wms_order_id, placed_at, created_at, updated_at";
 
-impl Store {
+impl Db {
     /// An order with its lines, reservations and history.
-    pub async fn order_detail(&self, id: Uuid) -> Result<OrderDetail, StoreError> {
-        let summary: OrderSummary = sqlx::query_as(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM orders WHERE id = $1"
+    pub async fn order_detail(&self, id: Uuid) -> Result<OrderDetail, DbError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            summary: OrderSummary,
+            line_problems: Option<sqlx::types::Json<Vec<LineProblem>>>,
+        }
+        let row: Row = sqlx::query_as(&format!(
+            "SELECT {SUMMARY_COLUMNS}, line_problems FROM orders WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
-        .ok_or(StoreError::OrderNotFound(id))?;
+        .ok_or(DbError::OrderNotFound(id))?;
+        let summary = row.summary;
+        let problems = row.line_problems.map(|p| p.0).unwrap_or_default();
         let lines = sqlx::query_as(
             "SELECT line_no, sku, quantity, unit_price::text AS unit_price, title FROM order_lines WHERE order_id = $1 ORDER BY line_no",
         )
@@ -165,15 +178,34 @@ impl Store {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        let history = sqlx::query_as(
+        #[derive(sqlx::FromRow)]
+        struct HistoryRow {
+            from_status: Option<String>,
+            to_status: String,
+            reason: Option<String>,
+            at: DateTime<Utc>,
+        }
+        let rows: Vec<HistoryRow> = sqlx::query_as(
             "SELECT from_status, to_status, reason, at FROM order_status_history WHERE order_id = $1 ORDER BY id",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
+        let history = rows
+            .into_iter()
+            .map(|r| {
+                Ok(StatusChangeRecord {
+                    from_status: r.from_status.as_deref().map(parse_status).transpose()?,
+                    to_status: parse_status(&r.to_status)?,
+                    reason: r.reason,
+                    at: r.at,
+                })
+            })
+            .collect::<Result<_, DbError>>()?;
         Ok(OrderDetail {
             summary,
             lines,
+            problems,
             reservations,
             history,
         })
@@ -186,7 +218,7 @@ impl Store {
         filter: &OrderFilter,
         cursor: Option<OrderCursor>,
         limit: i64,
-    ) -> Result<(Vec<OrderSummary>, Option<OrderCursor>), StoreError> {
+    ) -> Result<(Vec<OrderSummary>, Option<OrderCursor>), DbError> {
         let rows: Vec<OrderSummary> = sqlx::query_as(&format!(
             r#"
             SELECT {SUMMARY_COLUMNS} FROM orders
@@ -199,8 +231,8 @@ impl Store {
             LIMIT $7
             "#
         ))
-        .bind(&filter.status)
-        .bind(&filter.channel)
+        .bind(filter.status.map(OrderStatus::as_str))
+        .bind(filter.channel.map(Channel::as_str))
         .bind(filter.created_from)
         .bind(filter.created_to)
         .bind(cursor.map(|c| c.created_at))
@@ -224,7 +256,7 @@ impl Store {
         &self,
         after: Option<&str>,
         limit: i64,
-    ) -> Result<(Vec<(String, StockLevels)>, Option<String>), StoreError> {
+    ) -> Result<(Vec<(String, StockLevels)>, Option<String>), DbError> {
         let rows: Vec<(String, i32, i32, i32)> = sqlx::query_as(
             "SELECT sku, in_stock, reserved, sold FROM products WHERE ($1::text IS NULL OR sku > $1) ORDER BY sku LIMIT $2",
         )
@@ -251,43 +283,12 @@ impl Store {
         Ok((items, next))
     }
 
-    /// Claims an idempotency key for a request body (by hash) and an order.
-    /// Returns `Ok(true)` if the key is new or was claimed with the same body,
-    /// `Ok(false)` if it was claimed with another body.
-    pub async fn claim_idempotency_key(
-        &self,
-        key: &str,
-        request_hash: &str,
-        order_id: Uuid,
-    ) -> Result<bool, StoreError> {
-        let stored: String = sqlx::query_scalar(
-            r#"
-            WITH ins AS (
-                INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($1, $2, $3)
-                ON CONFLICT (key) DO NOTHING
-                RETURNING request_hash
-            )
-            SELECT request_hash FROM ins
-            UNION ALL
-            SELECT request_hash FROM idempotency_keys WHERE key = $1
-            LIMIT 1
-            "#,
-        )
-        .bind(key)
-        .bind(request_hash)
-        .bind(order_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(stored == request_hash)
-    }
-
     /// The status of an order, if it exists.
-    pub async fn order_status(&self, id: Uuid) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+    pub async fn order_status(&self, id: Uuid) -> Result<Option<OrderStatus>, DbError> {
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        status.as_deref().map(parse_status).transpose()
     }
 }

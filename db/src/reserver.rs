@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::StoreError;
+use crate::error::DbError;
 
 /// Tuning of the reserve batching.
 #[derive(Debug, Clone)]
@@ -57,8 +57,8 @@ impl Default for ReserverSettings {
 impl ReserverSettings {
     /// Reads `OMS_RESERVE_SHARDS`, `OMS_RESERVE_MAX_BATCH`,
     /// `OMS_RESERVE_QUEUE_CAPACITY` and `OMS_RESERVATION_TTL_SECS` (0 = reservations never expire).
-    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
-        use crate::config::var_or;
+    pub fn from_env() -> Result<Self, runtime::config::ConfigError> {
+        use runtime::config::var_or;
         let d = Self::default();
         let ttl = d.reservation_ttl.map_or(0, |t| t.as_secs());
         let ttl: u64 = var_or("OMS_RESERVATION_TTL_SECS", ttl)?;
@@ -73,7 +73,7 @@ impl ReserverSettings {
 
 struct Pending {
     sku: Sku,
-    reply: oneshot::Sender<Result<ReservationToken, StoreError>>,
+    reply: oneshot::Sender<Result<ReservationToken, DbError>>,
 }
 
 /// What one reserve batch did, for metrics.
@@ -121,7 +121,7 @@ impl Reserver {
     }
 
     /// Reserves one unit of `sku`, grouped with whatever else is waiting.
-    pub(super) async fn reserve_one(&self, sku: Sku) -> Result<ReservationToken, StoreError> {
+    pub(super) async fn reserve_one(&self, sku: Sku) -> Result<ReservationToken, DbError> {
         let mut h = DefaultHasher::new();
         sku.hash(&mut h);
         // Truncation is fine: only the spread matters.
@@ -131,8 +131,8 @@ impl Reserver {
         shard
             .send(Pending { sku, reply })
             .await
-            .map_err(|_| StoreError::ShuttingDown)?;
-        rx.await.map_err(|_| StoreError::ShuttingDown)?
+            .map_err(|_| DbError::ShuttingDown)?;
+        rx.await.map_err(|_| DbError::ShuttingDown)?
     }
 }
 
@@ -186,7 +186,7 @@ async fn run_shard(
             Err(e) => {
                 span.in_scope(|| tracing::error!(error = %e, "reserve batch failed"));
                 for p in batch.drain(..) {
-                    let _ = p.reply.send(Err(StoreError::BatchFailed));
+                    let _ = p.reply.send(Err(DbError::BatchFailed));
                 }
             }
         }
@@ -205,7 +205,7 @@ async fn grant(
     pool: &PgPool,
     batch: &[Pending],
     expires_at: Option<DateTime<Utc>>,
-) -> Result<Vec<Result<ReservationToken, StoreError>>, sqlx::Error> {
+) -> Result<Vec<Result<ReservationToken, DbError>>, sqlx::Error> {
     let mut waiting: HashMap<&str, i32> = HashMap::new();
     for p in batch {
         *waiting.entry(p.sku.as_str()).or_default() += 1;
@@ -236,14 +236,14 @@ async fn grant(
         let ord = seen.entry(p.sku.as_str()).or_default();
         *ord += 1;
         results.push(match stock.get(p.sku.as_str()) {
-            None => Err(StoreError::ProductNotFound(p.sku.clone())),
+            None => Err(DbError::ProductNotFound(p.sku.clone())),
             Some((_, granted)) if *ord <= *granted => {
                 let token = Uuid::new_v4();
                 tokens.push(token);
                 token_skus.push(p.sku.as_str());
                 Ok(ReservationToken::from(token))
             }
-            Some((in_stock, granted)) => Err(StoreError::OutOfStock {
+            Some((in_stock, granted)) => Err(DbError::OutOfStock {
                 sku: p.sku.clone(),
                 requested: 1,
                 available: in_stock - granted,

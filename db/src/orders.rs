@@ -6,12 +6,57 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use domain::{OrderStatus, ReservationState, Sku};
+use domain::{
+    Address, Channel, LineProblem, LineQty, OrderStatus, ReservationState, ReserveOutcome, Sku,
+};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
-use workflows::contracts::{Address, LineProblem, LineQty, OrderInput, ReserveOutcome};
 
-use super::{Store, StoreError};
+use crate::{connection::Db, error::DbError};
+
+/// An order as it arrives, to be recorded once.
+#[derive(Debug, Clone)]
+pub struct NewOrder<'a> {
+    /// The name-based id of the order.
+    pub order_id: Uuid,
+    /// Where it came from.
+    pub channel: Channel,
+    /// The Shopify shop, if any.
+    pub shop: Option<&'a str>,
+    /// The channel's id of the order.
+    pub external_id: &'a str,
+    /// Human order name (e.g. `#1001`) or customer reference.
+    pub name: Option<&'a str>,
+    /// ISO currency code.
+    pub currency: Option<&'a str>,
+    /// When the customer placed it (RFC 3339).
+    pub placed_at: Option<&'a str>,
+    /// Its lines, in order.
+    pub lines: Vec<NewOrderLine<'a>>,
+    /// Where to ship.
+    pub shipping_address: Option<&'a Address>,
+    /// The HTTP request that started it.
+    pub request_id: Option<&'a str>,
+    /// Its Temporal workflow.
+    pub workflow_id: &'a str,
+}
+
+/// One line of a [`NewOrder`].
+#[derive(Debug, Clone)]
+pub struct NewOrderLine<'a> {
+    /// 1-based position.
+    pub line_no: i32,
+    /// SKU as received (may be empty).
+    pub sku: &'a str,
+    /// Units.
+    pub quantity: i32,
+    /// Unit price as a decimal string.
+    pub unit_price: Option<&'a str>,
+    /// The channel's id of the line.
+    pub external_line_id: Option<&'a str>,
+    /// Product title.
+    pub title: Option<&'a str>,
+}
 
 /// What the warehouse needs to ship an order.
 #[derive(Debug, Clone)]
@@ -26,19 +71,26 @@ pub struct FulfillmentOrder {
     pub wms_order_id: Option<String>,
     /// Where to ship.
     pub shipping_address: Option<Address>,
-    /// `(sku, quantity, title)` per line.
-    pub lines: Vec<(String, i32, Option<String>)>,
+    /// The lines, in order.
+    pub lines: Vec<FulfillmentLine>,
 }
 
-impl Store {
+/// One line of a [`FulfillmentOrder`].
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct FulfillmentLine {
+    /// SKU as recorded.
+    pub sku: String,
+    /// Units.
+    pub quantity: i32,
+    /// Product title.
+    pub title: Option<String>,
+}
+
+impl Db {
     /// Records a new order in RECEIVED (once); returns its current status.
-    pub async fn record_order(
-        &self,
-        input: &OrderInput,
-        workflow_id: &str,
-    ) -> Result<OrderStatus, StoreError> {
+    pub async fn record_order(&self, input: &NewOrder<'_>) -> Result<OrderStatus, DbError> {
         let mut tx = self.pool.begin().await?;
-        let address = input.shipping_address.as_ref().map(sqlx::types::Json);
+        let address = input.shipping_address.map(sqlx::types::Json);
         let inserted = sqlx::query(
             r#"
             INSERT INTO orders (id, channel, shop_domain, external_id, name, currency, status,
@@ -49,14 +101,14 @@ impl Store {
         )
         .bind(input.order_id)
         .bind(input.channel.as_str())
-        .bind(input.shop.as_deref().unwrap_or(""))
-        .bind(&input.external_id)
-        .bind(&input.name)
-        .bind(&input.currency)
-        .bind(workflow_id)
+        .bind(input.shop.unwrap_or(""))
+        .bind(input.external_id)
+        .bind(input.name)
+        .bind(input.currency)
+        .bind(input.workflow_id)
         .bind(address)
-        .bind(&input.request_id)
-        .bind(&input.placed_at)
+        .bind(input.request_id)
+        .bind(input.placed_at)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -71,11 +123,11 @@ impl Store {
                 Vec<_>,
             ) = input.lines.iter().fold(Default::default(), |mut acc, l| {
                 acc.0.push(l.line_no);
-                acc.1.push(l.sku.as_str());
+                acc.1.push(l.sku);
                 acc.2.push(l.quantity);
-                acc.3.push(l.unit_price.as_deref());
-                acc.4.push(l.external_line_id.as_deref());
-                acc.5.push(l.title.as_deref());
+                acc.3.push(l.unit_price);
+                acc.4.push(l.external_line_id);
+                acc.5.push(l.title);
                 acc
             });
             sqlx::query(
@@ -111,7 +163,7 @@ impl Store {
         &self,
         order_id: Uuid,
         lines: &[LineQty],
-    ) -> Result<ReserveOutcome, StoreError> {
+    ) -> Result<ReserveOutcome, DbError> {
         let mut tx = self.pool.begin().await?;
         let status = status_for_update(&mut tx, order_id).await?;
         if status != OrderStatus::Received {
@@ -121,7 +173,7 @@ impl Store {
                 OrderStatus::Reserved | OrderStatus::FulfillmentRequested => {
                     Ok(ReserveOutcome::Reserved { skus })
                 }
-                other => Err(StoreError::IllegalTransition {
+                other => Err(DbError::IllegalTransition {
                     from: other,
                     to: OrderStatus::Reserved,
                 }),
@@ -216,28 +268,37 @@ impl Store {
 
     /// Gives the order's open reservations back to IN_STOCK. Returns every
     /// SKU the order touched (released now or earlier), for the re-sync.
-    pub async fn release_order(&self, order_id: Uuid) -> Result<Vec<String>, StoreError> {
+    pub async fn release_order(&self, order_id: Uuid) -> Result<Vec<String>, DbError> {
         let mut tx = self.pool.begin().await?;
         let skus = end_reservations(&mut tx, order_id, ReservationState::Released).await?;
         tx.commit().await?;
         Ok(skus)
     }
 
-    /// Moves the order to `to` (no-op if it is there already), and records a
-    /// notification of kind `notify` (once).
+    /// Moves the order to `to` (no-op if it is there already), keeps the
+    /// per-line `problems` of a rejection, and records a notification of
+    /// kind `notify` (once).
     pub async fn transition_order(
         &self,
         order_id: Uuid,
         to: Option<OrderStatus>,
         reason: Option<&str>,
+        problems: &[LineProblem],
         notify: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
         let from = status_for_update(&mut tx, order_id).await?;
         if let Some(to) = to
             && from != to
         {
             set_status(&mut tx, order_id, from, to, reason).await?;
+        }
+        if !problems.is_empty() {
+            sqlx::query("UPDATE orders SET line_problems = $2 WHERE id = $1")
+                .bind(order_id)
+                .bind(sqlx::types::Json(problems))
+                .execute(&mut *tx)
+                .await?;
         }
         if let Some(kind) = notify {
             let message = reason.unwrap_or(kind);
@@ -260,7 +321,7 @@ impl Store {
     }
 
     /// The order as the warehouse needs it.
-    pub async fn fulfillment_order(&self, order_id: Uuid) -> Result<FulfillmentOrder, StoreError> {
+    pub async fn fulfillment_order(&self, order_id: Uuid) -> Result<FulfillmentOrder, DbError> {
         type Row = (
             Option<String>,
             String,
@@ -273,9 +334,8 @@ impl Store {
         .bind(order_id)
         .fetch_optional(&self.pool)
         .await?;
-        let (name, status, wms_order_id, address) =
-            row.ok_or(StoreError::OrderNotFound(order_id))?;
-        let lines: Vec<(String, i32, Option<String>)> = sqlx::query_as(
+        let (name, status, wms_order_id, address) = row.ok_or(DbError::OrderNotFound(order_id))?;
+        let lines: Vec<FulfillmentLine> = sqlx::query_as(
             "SELECT sku, quantity, title FROM order_lines WHERE order_id = $1 ORDER BY line_no",
         )
         .bind(order_id)
@@ -296,7 +356,7 @@ impl Store {
         &self,
         order_id: Uuid,
         wms_order_id: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
         let from = status_for_update(&mut tx, order_id).await?;
         if from != OrderStatus::FulfillmentRequested {
@@ -320,7 +380,7 @@ impl Store {
 
     /// The warehouse shipped the order: its reserved units become SOLD and
     /// the order SHIPPED, in one transaction (a retry finds it done).
-    pub async fn sell_order(&self, order_id: Uuid, reason: Option<&str>) -> Result<(), StoreError> {
+    pub async fn sell_order(&self, order_id: Uuid, reason: Option<&str>) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
         let from = status_for_update(&mut tx, order_id).await?;
         if from == OrderStatus::Shipped {
@@ -333,7 +393,7 @@ impl Store {
     }
 
     /// IN_STOCK of each known SKU among `skus`.
-    pub async fn in_stock_of(&self, skus: &[String]) -> Result<Vec<(String, i32)>, StoreError> {
+    pub async fn in_stock_of(&self, skus: &[String]) -> Result<Vec<(String, i32)>, DbError> {
         Ok(
             sqlx::query_as("SELECT sku, in_stock FROM products WHERE sku = ANY($1) ORDER BY sku")
                 .bind(skus)
@@ -351,28 +411,28 @@ fn problem(line: &LineQty, reason: String) -> LineProblem {
     }
 }
 
-fn parse_status(s: &str) -> Result<OrderStatus, StoreError> {
+pub(crate) fn parse_status(s: &str) -> Result<OrderStatus, DbError> {
     s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("unknown order status {s:?}")))
+        .map_err(|_| DbError::Corrupt(format!("unknown order status {s:?}")))
 }
 
 async fn status_for_update(
     tx: &mut Transaction<'_, Postgres>,
     order_id: Uuid,
-) -> Result<OrderStatus, StoreError> {
+) -> Result<OrderStatus, DbError> {
     let status: Option<String> =
         sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 FOR UPDATE")
             .bind(order_id)
             .fetch_optional(&mut **tx)
             .await?;
-    parse_status(&status.ok_or(StoreError::OrderNotFound(order_id))?)
+    parse_status(&status.ok_or(DbError::OrderNotFound(order_id))?)
 }
 
 /// Distinct SKUs of the order's reservations, sorted.
 async fn order_skus(
     tx: &mut Transaction<'_, Postgres>,
     order_id: Uuid,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<String>, DbError> {
     let skus: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT sku FROM reservations WHERE order_id = $1 ORDER BY sku",
     )
@@ -393,7 +453,7 @@ async fn end_reservations(
     tx: &mut Transaction<'_, Postgres>,
     order_id: Uuid,
     to: ReservationState,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<String>, DbError> {
     let skus = order_skus(tx, order_id).await?;
     sqlx::query("SELECT 1 FROM products WHERE sku = ANY($1) ORDER BY sku FOR UPDATE")
         .bind(&skus)
@@ -435,9 +495,9 @@ async fn set_status(
     from: OrderStatus,
     to: OrderStatus,
     reason: Option<&str>,
-) -> Result<(), StoreError> {
+) -> Result<(), DbError> {
     if !from.can_become(to) {
-        return Err(StoreError::IllegalTransition { from, to });
+        return Err(DbError::IllegalTransition { from, to });
     }
     sqlx::query(
         "UPDATE orders SET status = $2, status_reason = $3, updated_at = now() WHERE id = $1",
@@ -456,7 +516,7 @@ async fn history(
     from: Option<OrderStatus>,
     to: OrderStatus,
     reason: Option<&str>,
-) -> Result<(), StoreError> {
+) -> Result<(), DbError> {
     sqlx::query("INSERT INTO order_status_history (order_id, from_status, to_status, reason) VALUES ($1, $2, $3, $4)")
         .bind(order_id)
         .bind(from.map(OrderStatus::as_str))

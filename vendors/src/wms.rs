@@ -4,10 +4,9 @@ use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use crate::{http::ClientError, store::FulfillmentOrder};
+use crate::http::ClientError;
 
 const SERVICE: &str = "wms";
 
@@ -24,11 +23,106 @@ pub struct WmsSettings {
     pub timeout: Duration,
 }
 
+impl WmsSettings {
+    /// Reads `OMS_WMS_URL`, `OMS_WMS_TOKEN`, `OMS_WMS_CHANNEL_ID` and
+    /// `OMS_WMS_TIMEOUT_SECS`.
+    pub fn from_env() -> Result<Self, runtime::config::ConfigError> {
+        use runtime::config::{secret, secs_or, var_or};
+        Ok(Self {
+            base_url: var_or(
+                "OMS_WMS_URL",
+                "http://127.0.0.1:8090/wms/2026-07".to_string(),
+            )?,
+            token: secret("OMS_WMS_TOKEN", "dev-token"),
+            channel_id: std::env::var("OMS_WMS_CHANNEL_ID")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            timeout: secs_or("OMS_WMS_TIMEOUT_SECS", Duration::from_secs(10))?,
+        })
+    }
+}
+
 /// The WMS API.
 #[derive(Clone)]
 pub struct WmsClient {
     http: Client,
     settings: WmsSettings,
+}
+
+/// An order for the warehouse, exactly as `POST /order` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewWmsOrder {
+    /// Our order id: a retried create is recognised by it.
+    pub reference_id: String,
+    /// Human order number shown to the warehouse team.
+    pub order_number: String,
+    /// `DTC` (direct to consumer).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The carrier service level.
+    pub shipping_method: &'static str,
+    /// Who receives it.
+    pub recipient: Recipient,
+    /// What to ship.
+    pub products: Vec<WmsProduct>,
+}
+
+/// The receiver of a [`NewWmsOrder`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Recipient {
+    /// Name on the parcel.
+    pub name: String,
+    /// Phone for the carrier.
+    pub phone_number: Option<String>,
+    /// Where to.
+    pub address: RecipientAddress,
+}
+
+/// The address of a [`Recipient`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct RecipientAddress {
+    /// Street and number.
+    pub address1: Option<String>,
+    /// Second line.
+    pub address2: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// State or province code.
+    pub state: Option<String>,
+    /// Postal code.
+    pub zip_code: Option<String>,
+    /// ISO country code.
+    pub country: Option<String>,
+}
+
+/// One product line of a [`NewWmsOrder`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WmsProduct {
+    /// The SKU (the WMS's product reference).
+    pub reference_id: String,
+    /// Product name.
+    pub name: String,
+    /// Units.
+    pub quantity: i32,
+}
+
+impl NewWmsOrder {
+    /// A direct-to-consumer order with the standard shipping method.
+    pub fn dtc(
+        reference_id: String,
+        order_number: String,
+        recipient: Recipient,
+        products: Vec<WmsProduct>,
+    ) -> Self {
+        Self {
+            reference_id,
+            order_number,
+            kind: "DTC",
+            shipping_method: "Standard",
+            recipient,
+            products,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,35 +196,11 @@ impl WmsClient {
     /// is the `reference_id`, so a retry that finds the order already there
     /// counts as success and fetches the existing id: the warehouse never
     /// ships twice.
-    pub async fn create_order(&self, order: &FulfillmentOrder) -> Result<String, ClientError> {
-        let reference = order.order_id.to_string();
-        let a = order.shipping_address.clone().unwrap_or_default();
-        let body = json!({
-            "reference_id": reference,
-            "order_number": order.name.clone().unwrap_or_else(|| reference.clone()),
-            "type": "DTC",
-            "shipping_method": "Standard",
-            "recipient": {
-                "name": a.name.clone().unwrap_or_default(),
-                "phone_number": a.phone,
-                "address": {
-                    "address1": a.address1,
-                    "address2": a.address2,
-                    "city": a.city,
-                    "state": a.province_code,
-                    "zip_code": a.zip,
-                    "country": a.country_code,
-                },
-            },
-            "products": order.lines.iter().map(|(sku, quantity, title)| json!({
-                "reference_id": sku,
-                "name": title.clone().unwrap_or_else(|| sku.clone()),
-                "quantity": quantity,
-            })).collect::<Vec<_>>(),
-        });
+    pub async fn create_order(&self, order: &NewWmsOrder) -> Result<String, ClientError> {
+        let reference = &order.reference_id;
         let response = self
             .request(reqwest::Method::POST, "order")
-            .json(&body)
+            .json(order)
             .send()
             .await
             .map_err(|e| ClientError::transport(SERVICE, &e))?;
@@ -146,7 +216,7 @@ impl WmsClient {
         if status == StatusCode::UNPROCESSABLE_ENTITY || status == StatusCode::CONFLICT {
             let text = response.text().await.unwrap_or_default();
             if text.to_ascii_lowercase().contains("reference") {
-                return self.existing_order_id(&reference).await;
+                return self.existing_order_id(reference).await;
             }
             return Err(ClientError::Permanent {
                 service: SERVICE,

@@ -1,4 +1,4 @@
-//! Logging set-up shared by the binaries.
+//! Logging set-up and the shutdown signal, shared by the binaries.
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 

@@ -2,9 +2,9 @@ use domain::{OrderStatus, ReservationState, Sku};
 use thiserror::Error;
 use uuid::Uuid;
 
-/// What can go wrong in the store. Each variant is one answer a caller can act on.
+/// What can go wrong in the database. Each variant is one answer a caller can act on.
 #[derive(Debug, Error)]
-pub enum StoreError {
+pub enum DbError {
     /// No product with this SKU exists.
     #[error("product `{0}` does not exist")]
     ProductNotFound(Sku),
@@ -53,13 +53,31 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-impl StoreError {
-    /// Whether retrying the same call later may succeed (the failure was in
-    /// the infrastructure, not in the request).
-    pub fn is_transient(&self) -> bool {
+impl DbError {
+    /// The database cannot take the request right now (no free connection,
+    /// a reserve batch failed, the process is stopping): a caller should
+    /// retry shortly rather than treat it as a fault.
+    pub fn is_busy(&self) -> bool {
         matches!(
             self,
-            Self::BatchFailed | Self::ShuttingDown | Self::Database(_)
+            Self::BatchFailed | Self::ShuttingDown | Self::Database(sqlx::Error::PoolTimedOut)
         )
+    }
+
+    /// Whether retrying the same call later may succeed (the failure was in
+    /// the infrastructure, not in the request or the data). The one place
+    /// that decides it: activities turn the rest into non-retryable failures.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::BatchFailed | Self::ShuttingDown | Self::Database(_) => true,
+            Self::ProductNotFound(_)
+            | Self::OutOfStock { .. }
+            | Self::ReservationNotFound
+            | Self::ReservationConsumed(_)
+            | Self::OrderNotFound(_)
+            | Self::IllegalTransition { .. }
+            | Self::Corrupt(_)
+            | Self::Migrate(_) => false,
+        }
     }
 }

@@ -1,0 +1,320 @@
+//! The order saga's activities (the workflow is `workflows::OrderWorkflow`,
+//! in a file of the same name).
+// The activity macros generate public items without doc comments.
+#![allow(missing_docs)]
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use db::{Db, DbError, FulfillmentOrder, NewOrder, NewOrderLine};
+use domain::OrderStatus;
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use uuid::Uuid;
+use vendors::wms::{NewWmsOrder, Recipient, RecipientAddress, WmsClient, WmsProduct};
+use workflows::contracts::{
+    self, FulfillmentAccepted, LineProblem, LineQty, OrderInput, Recorded, ReserveOrderInput,
+    ReserveOutcome, Sale, Transition, error_types,
+};
+
+use crate::{
+    failure::{client_failure, db_failure},
+    metrics::ActivityMetrics,
+    observe::observed,
+};
+
+/// What the order activities need: the database and the warehouse.
+pub struct OrderActivities {
+    db: Db,
+    wms: WmsClient,
+    metrics: ActivityMetrics,
+}
+
+impl OrderActivities {
+    /// Bundles what the activities need.
+    pub fn new(db: Db, wms: WmsClient) -> Self {
+        Self {
+            db,
+            wms,
+            metrics: ActivityMetrics::default(),
+        }
+    }
+
+    /// Records every attempt's outcome and duration in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: ActivityMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+}
+
+/// The order as the database records it.
+fn new_order<'a>(input: &'a OrderInput, workflow_id: &'a str) -> NewOrder<'a> {
+    NewOrder {
+        order_id: input.order_id,
+        channel: input.channel,
+        shop: input.shop.as_deref(),
+        external_id: &input.external_id,
+        name: input.name.as_deref(),
+        currency: input.currency.as_deref(),
+        placed_at: input.placed_at.as_deref(),
+        lines: input
+            .lines
+            .iter()
+            .map(|l| NewOrderLine {
+                line_no: l.line_no,
+                sku: &l.sku,
+                quantity: l.quantity,
+                unit_price: l.unit_price.as_deref(),
+                external_line_id: l.external_line_id.as_deref(),
+                title: l.title.as_deref(),
+            })
+            .collect(),
+        shipping_address: input.shipping_address.as_ref(),
+        request_id: input.request_id.as_deref(),
+        workflow_id,
+    }
+}
+
+/// The order as the warehouse takes it: our id is its reference.
+fn wms_order(order: &FulfillmentOrder) -> NewWmsOrder {
+    let reference = order.order_id.to_string();
+    let a = order.shipping_address.clone().unwrap_or_default();
+    NewWmsOrder::dtc(
+        reference.clone(),
+        order.name.clone().unwrap_or(reference),
+        Recipient {
+            name: a.name.unwrap_or_default(),
+            phone_number: a.phone,
+            address: RecipientAddress {
+                address1: a.address1,
+                address2: a.address2,
+                city: a.city,
+                state: a.province_code,
+                zip_code: a.zip,
+                country: a.country_code,
+            },
+        },
+        order
+            .lines
+            .iter()
+            .map(|l| WmsProduct {
+                reference_id: l.sku.clone(),
+                name: l.title.clone().unwrap_or_else(|| l.sku.clone()),
+                quantity: l.quantity,
+            })
+            .collect(),
+    )
+}
+
+#[activities]
+impl OrderActivities {
+    /// Persists the order once.
+    #[activity(definition = contracts::RecordOrder)]
+    pub async fn record_order(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: OrderInput,
+    ) -> Result<Recorded, ActivityError> {
+        let workflow_id = ctx.info().workflow_id.clone().unwrap_or_default();
+        let work = async {
+            let status = self
+                .db
+                .record_order(&new_order(&input, &workflow_id))
+                .await
+                .map_err(db_failure)?;
+            tracing::info!(status = %status, lines = input.lines.len(), "order recorded");
+            Ok(Recorded { status })
+        };
+        observed(&self.metrics, &ctx, Some(input.order_id), work).await
+    }
+
+    /// Compares each SKU's total quantity with what the warehouse can sell.
+    #[activity(definition = contracts::CheckWmsStock)]
+    pub async fn check_wms_stock(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        lines: Vec<LineQty>,
+    ) -> Result<Vec<LineProblem>, ActivityError> {
+        let work = async {
+            let mut wanted: BTreeMap<&str, (i64, Vec<&LineQty>)> = BTreeMap::new();
+            // Lines without a SKU are the reservation step's to reject.
+            for line in lines.iter().filter(|l| !l.sku.is_empty()) {
+                let e = wanted.entry(line.sku.as_str()).or_default();
+                e.0 += i64::from(line.quantity);
+                e.1.push(line);
+            }
+            let mut problems = Vec::new();
+            for (sku, (total, lines)) in wanted {
+                let reason = match self
+                    .wms
+                    .sellable(sku)
+                    .await
+                    .map_err(|e| client_failure(e, error_types::WMS_REJECTED))?
+                {
+                    None => Some("unknown to the warehouse".to_string()),
+                    Some(n) if n < total => {
+                        Some(format!("the warehouse can sell {n}, {total} requested"))
+                    }
+                    Some(_) => None,
+                };
+                if let Some(reason) = reason {
+                    problems.extend(lines.into_iter().map(|l| LineProblem {
+                        line_no: l.line_no,
+                        sku: l.sku.clone(),
+                        reason: reason.clone(),
+                    }));
+                }
+            }
+            problems.sort_by_key(|p| p.line_no);
+            Ok(problems)
+        };
+        observed(&self.metrics, &ctx, None, work).await
+    }
+
+    /// All lines or none, in one transaction.
+    #[activity(definition = contracts::ReserveOrder)]
+    pub async fn reserve_order(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: ReserveOrderInput,
+    ) -> Result<ReserveOutcome, ActivityError> {
+        let work = async {
+            let outcome = self
+                .db
+                .reserve_order(input.order_id, &input.lines)
+                .await
+                .map_err(db_failure)?;
+            match &outcome {
+                ReserveOutcome::Reserved { skus } => {
+                    tracing::info!(skus = skus.len(), "order reserved")
+                }
+                ReserveOutcome::Rejected { problems } => {
+                    tracing::info!(problems = problems.len(), "order cannot be reserved")
+                }
+            }
+            Ok(outcome)
+        };
+        observed(&self.metrics, &ctx, Some(input.order_id), work).await
+    }
+
+    /// Hands the order to the warehouse and records its acceptance.
+    #[activity(definition = contracts::SubmitFulfillment)]
+    pub async fn submit_fulfillment(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        order_id: Uuid,
+    ) -> Result<FulfillmentAccepted, ActivityError> {
+        let work = async {
+            let order = self
+                .db
+                .fulfillment_order(order_id)
+                .await
+                .map_err(db_failure)?;
+            if let (OrderStatus::FulfillmentRequested, Some(id)) =
+                (order.status, &order.wms_order_id)
+            {
+                return Ok(FulfillmentAccepted {
+                    wms_order_id: id.clone(),
+                });
+            }
+            if order.status != OrderStatus::Reserved {
+                return Err(db_failure(DbError::IllegalTransition {
+                    from: order.status,
+                    to: OrderStatus::FulfillmentRequested,
+                }));
+            }
+            let wms_order_id = self
+                .wms
+                .create_order(&wms_order(&order))
+                .await
+                .map_err(|e| client_failure(e, error_types::WMS_REJECTED))?;
+            self.db
+                .mark_fulfillment_requested(order_id, &wms_order_id)
+                .await
+                .map_err(db_failure)?;
+            tracing::info!(wms.order_id = %wms_order_id, "fulfillment requested");
+            Ok(FulfillmentAccepted { wms_order_id })
+        };
+        observed(&self.metrics, &ctx, Some(order_id), work).await
+    }
+
+    /// Compensation: gives the order's reserved units back.
+    #[activity(definition = contracts::ReleaseOrder)]
+    pub async fn release_order(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        order_id: Uuid,
+    ) -> Result<Vec<String>, ActivityError> {
+        let work = async {
+            let skus = self.db.release_order(order_id).await.map_err(db_failure)?;
+            tracing::info!(skus = skus.len(), "reservations released");
+            Ok(skus)
+        };
+        observed(&self.metrics, &ctx, Some(order_id), work).await
+    }
+
+    /// The warehouse shipped: reserved units become SOLD.
+    #[activity(definition = contracts::SellOrder)]
+    pub async fn sell_order(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        sale: Sale,
+    ) -> Result<(), ActivityError> {
+        let work = async {
+            self.db
+                .sell_order(sale.order_id, sale.reason.as_deref())
+                .await
+                .map_err(db_failure)?;
+            tracing::info!("order shipped; reserved units sold");
+            Ok(())
+        };
+        observed(&self.metrics, &ctx, Some(sale.order_id), work).await
+    }
+
+    /// Cancels the warehouse order, if the warehouse has one.
+    #[activity(definition = contracts::CancelFulfillment)]
+    pub async fn cancel_fulfillment(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        order_id: Uuid,
+    ) -> Result<(), ActivityError> {
+        let work = async {
+            let order = self
+                .db
+                .fulfillment_order(order_id)
+                .await
+                .map_err(db_failure)?;
+            if let Some(wms_order_id) = &order.wms_order_id {
+                self.wms
+                    .cancel_order(wms_order_id)
+                    .await
+                    .map_err(|e| client_failure(e, error_types::WMS_REJECTED))?;
+                tracing::info!(wms.order_id = %wms_order_id, "warehouse order cancelled");
+            }
+            Ok(())
+        };
+        observed(&self.metrics, &ctx, Some(order_id), work).await
+    }
+
+    /// Status move, history and notification.
+    #[activity(definition = contracts::TransitionOrder)]
+    pub async fn transition_order(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        t: Transition,
+    ) -> Result<(), ActivityError> {
+        let work = async {
+            self.db
+                .transition_order(
+                    t.order_id,
+                    t.to,
+                    t.reason.as_deref(),
+                    &t.problems,
+                    t.notify.as_deref(),
+                )
+                .await
+                .map_err(db_failure)
+        };
+        observed(&self.metrics, &ctx, Some(t.order_id), work).await
+    }
+}

@@ -1,0 +1,35 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use db::Db;
+use orchestrator::Orchestrator;
+use vendors::shopify::ShopSettings;
+use workflows::contracts::SagaPolicy;
+
+use crate::metrics::ApiMetrics;
+
+/// Shared state of the handlers; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// Starts and updates order workflows.
+    pub orchestrator: Orchestrator,
+    /// Shops whose webhooks are accepted.
+    pub shops: Arc<Vec<ShopSettings>>,
+    /// Given to each new saga.
+    pub saga_policy: SagaPolicy,
+    /// Base URL of the Temporal Web UI, for links to workflows.
+    pub temporal_ui_url: Arc<str>,
+    /// Temporal namespace, for those links.
+    pub temporal_namespace: Arc<str>,
+    /// The process's Prometheus series.
+    pub metrics: ApiMetrics,
+}
+
+impl axum::extract::FromRef<AppState> for ApiMetrics {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
+}

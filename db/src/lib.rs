@@ -1,0 +1,28 @@
+//! The OMS's Postgres: the one place that runs SQL.
+//!
+//! Stock levels and reservations, orders and their history, idempotency
+//! keys, dead-lettered webhooks, and the migrations that shape them. The API
+//! and the Temporal activities both go through [`Db`], so the rules that keep
+//! stock correct (row locks in SKU order, single-use tokens, CHECK
+//! constraints as the last line of defence) live once.
+
+mod connection;
+mod dead_letters;
+mod error;
+mod idempotency;
+mod orders;
+mod reads;
+mod reserver;
+mod stock;
+
+pub use connection::{DEFAULT_DATABASE_URL, DatabaseSettings, Db, MIGRATOR, connect, migrate};
+pub use dead_letters::DeadLetter;
+pub use error::DbError;
+pub use orders::{FulfillmentLine, FulfillmentOrder, NewOrder, NewOrderLine};
+pub use reads::{
+    OptionalText, OrderCursor, OrderDetail, OrderFilter, OrderLine, OrderReservation, OrderSummary,
+    StatusChangeRecord,
+};
+pub use reserver::{BatchObserver, BatchReport, ReserverSettings};
+/// A pool of connections to the OMS database.
+pub use sqlx::PgPool;
