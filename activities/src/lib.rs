@@ -11,7 +11,7 @@ mod failure;
 pub mod metrics;
 mod observe;
 mod order;
-mod sync;
+mod shop_sync;
 
 pub use order::OrderActivities;
-pub use sync::ChannelSyncActivities;
+pub use shop_sync::ShopSyncActivities;

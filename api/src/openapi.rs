@@ -1,7 +1,9 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and
 //! the types they use, served at `/openapi.json` (and rendered at `/docs`).
 
-use db::{OrderDetail, OrderLine, OrderReservation, OrderSummary, StatusChangeRecord};
+use db::{
+    OrderDetail, OrderLine, OrderReservation, OrderSummary, ShopChannelStatus, StatusChangeRecord,
+};
 use domain::{Channel, LineProblem, OrderStatus, ReservationState, StockLevels};
 use serde_json::{Value, json};
 use utoipa::OpenApi;
@@ -16,7 +18,7 @@ use crate::{
 #[openapi(
     info(
         title = "OMS API",
-        description = "Inventory reservations, orders, and Shopify webhook intake."
+        description = "Inventory reservations, orders, channel sync status, and Shopify webhook intake."
     ),
     paths(
         routes::inventory::get_product,
@@ -25,6 +27,7 @@ use crate::{
         routes::inventory::unreserve,
         routes::inventory::sold,
         routes::inventory::list_products,
+        routes::channels::status,
         routes::orders::place,
         routes::orders::get,
         routes::orders::list,
@@ -46,7 +49,8 @@ use crate::{
         OrderSummary,
         OrderLine,
         OrderReservation,
-        StatusChangeRecord
+        StatusChangeRecord,
+        ShopChannelStatus
     ))
 )]
 pub struct ApiDoc;

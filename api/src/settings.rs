@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use db::{DatabaseSettings, ReserverSettings};
-use orchestrator::TemporalSettings;
+use orchestrator::{ChannelSyncSettings, TemporalSettings};
 use runtime::config::{ConfigError, secs_or, var_or};
 use vendors::shopify::{ShopSettings, shops_from_env};
 use workflows::contracts::SagaPolicy;
@@ -33,6 +33,8 @@ pub struct Settings {
     pub temporal_ui_url: String,
     /// Rate limits and the in-flight bound.
     pub limits: LimitSettings,
+    /// The pace of the shops' syncs (the API nudges them).
+    pub channel_sync: ChannelSyncSettings,
 }
 
 impl Settings {
@@ -59,6 +61,7 @@ impl Settings {
                 },
                 max_in_flight: var_or("OMS_MAX_IN_FLIGHT", 512)?,
             },
+            channel_sync: ChannelSyncSettings::from_env()?,
         })
     }
 }

@@ -8,8 +8,8 @@ use axum::{
     http::HeaderName,
     routing::{get, patch, post},
 };
-use db::{BatchReport, Db, DbError, PgPool};
-use orchestrator::Orchestrator;
+use db::{BatchReport, Db, DbError, DbHooks, PgPool};
+use orchestrator::{Orchestrator, ShopSyncNudger};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::{
@@ -71,6 +71,7 @@ pub fn router(state: AppState, body_limit_bytes: usize, limits: LimitSettings) -
         .route("/orders/{id}", get(routes::orders::get))
         .route("/orders/{id}/status", patch(routes::orders::change_status))
         .route("/products", get(routes::inventory::list_products))
+        .route("/channels", get(routes::channels::status))
         .route(
             "/openapi.json",
             get(|| async { axum::Json(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi()) }),
@@ -127,16 +128,30 @@ impl Application {
     pub async fn build_with_pool(settings: Settings, pool: PgPool) -> Result<Self, StartupError> {
         let metrics = ApiMetrics::new();
         let observed = metrics.clone();
-        let db = Db::with_batch_observer(
+        let orchestrator = Orchestrator::new(settings.temporal.clone());
+        // Stock changed through this process: the shops' syncs are nudged,
+        // coalesced, off the request path. Without shops there is no one to tell.
+        let stock_changed = (!settings.shops.is_empty()).then(|| {
+            let nudger = ShopSyncNudger::spawn(
+                orchestrator.clone(),
+                settings.shops.iter().map(|s| s.shop.to_string()).collect(),
+                settings.channel_sync.policy.clone(),
+            );
+            Arc::new(move || nudger.stock_changed()) as db::StockChanged
+        });
+        let db = Db::with_hooks(
             pool,
             &settings.reserver,
-            Arc::new(move |batch: &BatchReport| {
-                observed.reserve_batch(batch.size, batch.elapsed, batch.committed);
-            }),
+            DbHooks {
+                batch_observer: Some(Arc::new(move |batch: &BatchReport| {
+                    observed.reserve_batch(batch.size, batch.elapsed, batch.committed);
+                })),
+                stock_changed,
+            },
         );
         let state = AppState {
             db: db.clone(),
-            orchestrator: Orchestrator::new(settings.temporal.clone()),
+            orchestrator,
             shops: Arc::new(settings.shops.clone()),
             saga_policy: settings.saga_policy.clone(),
             temporal_ui_url: settings.temporal_ui_url.clone().into(),

@@ -1,7 +1,7 @@
 //! Reaching Postgres: settings, the pool, migrations, and [`Db`], the
 //! handle every query goes through.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{
@@ -14,6 +14,20 @@ use crate::{
     error::DbError,
     reserver::{BatchObserver, Reserver, ReserverSettings},
 };
+
+/// Called after a transaction that changed a product's sellable level (and
+/// queued it for the shops) committed: the process's cue to nudge the shop
+/// syncs. Must be quick; it runs on the committing task.
+pub type StockChanged = Arc<dyn Fn() + Send + Sync>;
+
+/// What a process hangs on its database handle.
+#[derive(Clone, Default)]
+pub struct DbHooks {
+    /// After every reserve batch (the API feeds its metrics this way).
+    pub batch_observer: Option<BatchObserver>,
+    /// After every committed change of sellable stock.
+    pub stock_changed: Option<StockChanged>,
+}
 
 /// The schema migrations, embedded at compile time from `migrations/`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
@@ -95,25 +109,36 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
 pub struct Db {
     pub(crate) pool: PgPool,
     pub(crate) reserver: Reserver,
+    stock_changed: Option<StockChanged>,
 }
 
 impl Db {
     /// Builds the handle and starts its reserve batching tasks on the current
     /// Tokio runtime.
     pub fn new(pool: PgPool, reserver: &ReserverSettings) -> Self {
-        let reserver = Reserver::spawn(pool.clone(), reserver, None);
-        Self { pool, reserver }
+        Self::with_hooks(pool, reserver, DbHooks::default())
     }
 
-    /// Like [`Db::new`], calling `observer` after every reserve batch
-    /// (the API feeds its batch-size metrics this way).
-    pub fn with_batch_observer(
-        pool: PgPool,
-        reserver: &ReserverSettings,
-        observer: BatchObserver,
-    ) -> Self {
-        let reserver = Reserver::spawn(pool.clone(), reserver, Some(observer));
-        Self { pool, reserver }
+    /// Like [`Db::new`], with `hooks` called as they say.
+    pub fn with_hooks(pool: PgPool, reserver: &ReserverSettings, hooks: DbHooks) -> Self {
+        let reserver = Reserver::spawn(
+            pool.clone(),
+            reserver,
+            hooks.batch_observer,
+            hooks.stock_changed.clone(),
+        );
+        Self {
+            pool,
+            reserver,
+            stock_changed: hooks.stock_changed,
+        }
+    }
+
+    /// Tells the hook that sellable stock changed (after the commit).
+    pub(crate) fn stock_changed(&self) {
+        if let Some(hook) = &self.stock_changed {
+            hook();
+        }
     }
 
     /// Whether Postgres answers (readiness checks).

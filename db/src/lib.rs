@@ -6,6 +6,7 @@
 //! stock correct (row locks in SKU order, single-use tokens, CHECK
 //! constraints as the last line of defence) live once.
 
+mod channel_sync;
 mod connection;
 mod dead_letters;
 mod error;
@@ -15,7 +16,10 @@ mod reads;
 mod reserver;
 mod stock;
 
-pub use connection::{DEFAULT_DATABASE_URL, DatabaseSettings, Db, MIGRATOR, connect, migrate};
+pub use channel_sync::{PendingLevel, ShopChannelStatus};
+pub use connection::{
+    DEFAULT_DATABASE_URL, DatabaseSettings, Db, DbHooks, MIGRATOR, StockChanged, connect, migrate,
+};
 pub use dead_letters::DeadLetter;
 pub use error::DbError;
 pub use orders::{FulfillmentLine, FulfillmentOrder, NewOrder, NewOrderLine};

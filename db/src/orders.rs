@@ -12,7 +12,11 @@ use domain::{
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::{connection::Db, error::DbError};
+use crate::{
+    channel_sync::{begin_stock_change, mark_changed},
+    connection::Db,
+    error::DbError,
+};
 
 /// An order as it arrives, to be recorded once.
 #[derive(Debug, Clone)]
@@ -164,7 +168,7 @@ impl Db {
         order_id: Uuid,
         lines: &[LineQty],
     ) -> Result<ReserveOutcome, DbError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_stock_change(&self.pool).await?;
         let status = status_for_update(&mut tx, order_id).await?;
         if status != OrderStatus::Received {
             // A retry after a commit whose answer was lost: report what holds.
@@ -252,6 +256,7 @@ impl Db {
         .bind(order_id)
         .execute(&mut *tx)
         .await?;
+        mark_changed(&mut tx, &grant_skus).await?;
         set_status(
             &mut tx,
             order_id,
@@ -261,6 +266,7 @@ impl Db {
         )
         .await?;
         tx.commit().await?;
+        self.stock_changed();
         Ok(ReserveOutcome::Reserved {
             skus: wanted.into_keys().collect(),
         })
@@ -269,9 +275,10 @@ impl Db {
     /// Gives the order's open reservations back to IN_STOCK. Returns every
     /// SKU the order touched (released now or earlier), for the re-sync.
     pub async fn release_order(&self, order_id: Uuid) -> Result<Vec<String>, DbError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_stock_change(&self.pool).await?;
         let skus = end_reservations(&mut tx, order_id, ReservationState::Released).await?;
         tx.commit().await?;
+        self.stock_changed();
         Ok(skus)
     }
 
@@ -381,7 +388,7 @@ impl Db {
     /// The warehouse shipped the order: its reserved units become SOLD and
     /// the order SHIPPED, in one transaction (a retry finds it done).
     pub async fn sell_order(&self, order_id: Uuid, reason: Option<&str>) -> Result<(), DbError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_stock_change(&self.pool).await?;
         let from = status_for_update(&mut tx, order_id).await?;
         if from == OrderStatus::Shipped {
             return Ok(());
@@ -389,6 +396,7 @@ impl Db {
         end_reservations(&mut tx, order_id, ReservationState::Sold).await?;
         set_status(&mut tx, order_id, from, OrderStatus::Shipped, reason).await?;
         tx.commit().await?;
+        self.stock_changed();
         Ok(())
     }
 
@@ -486,6 +494,8 @@ async fn end_reservations(
     .bind(to_sold)
     .execute(&mut **tx)
     .await?;
+    let refs: Vec<&str> = skus.iter().map(String::as_str).collect();
+    mark_changed(tx, &refs).await?;
     Ok(skus)
 }
 

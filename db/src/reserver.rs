@@ -16,7 +16,7 @@
 use std::{
     collections::{HashMap, hash_map::DefaultHasher},
     hash::{Hash, Hasher},
-    sync::Arc,
+    sync::{Arc, LazyLock},
     time::Duration,
 };
 
@@ -27,7 +27,11 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::error::DbError;
+use crate::{
+    channel_sync::{MARK_CHANGED, begin_stock_change},
+    connection::StockChanged,
+    error::DbError,
+};
 
 /// Tuning of the reserve batching.
 #[derive(Debug, Clone)]
@@ -102,6 +106,7 @@ impl Reserver {
         pool: PgPool,
         settings: &ReserverSettings,
         observer: Option<BatchObserver>,
+        stock_changed: Option<StockChanged>,
     ) -> Self {
         let shards = (0..settings.shards.max(1))
             .map(|shard| {
@@ -113,6 +118,7 @@ impl Reserver {
                     settings.max_batch.max(1),
                     settings.reservation_ttl,
                     observer.clone(),
+                    stock_changed.clone(),
                 ));
                 tx
             })
@@ -143,6 +149,7 @@ async fn run_shard(
     max_batch: usize,
     ttl: Option<Duration>,
     observer: Option<BatchObserver>,
+    stock_changed: Option<StockChanged>,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
@@ -169,7 +176,10 @@ async fn run_shard(
             });
         }
         match granted {
-            Ok(outcome) => {
+            Ok((outcome, any_granted)) => {
+                if any_granted && let Some(hook) = &stock_changed {
+                    hook();
+                }
                 span.in_scope(|| {
                     tracing::debug!(
                         elapsed_us =
@@ -194,7 +204,7 @@ async fn run_shard(
 }
 
 /// One transaction for the whole batch; returns one result per request, in
-/// order.
+/// order, and whether any unit was granted.
 ///
 /// The product rows are locked first (in SKU order, so batches touching
 /// several products cannot deadlock each other), which also reads their
@@ -205,7 +215,7 @@ async fn grant(
     pool: &PgPool,
     batch: &[Pending],
     expires_at: Option<DateTime<Utc>>,
-) -> Result<Vec<Result<ReservationToken, DbError>>, sqlx::Error> {
+) -> Result<(Vec<Result<ReservationToken, DbError>>, bool), sqlx::Error> {
     let mut waiting: HashMap<&str, i32> = HashMap::new();
     for p in batch {
         *waiting.entry(p.sku.as_str()).or_default() += 1;
@@ -213,7 +223,7 @@ async fn grant(
     let mut skus: Vec<&str> = waiting.keys().copied().collect();
     skus.sort_unstable();
 
-    let mut tx = pool.begin().await?;
+    let mut tx = begin_stock_change(pool).await?;
     let rows: Vec<(String, i32)> = sqlx::query_as(
         "SELECT sku, in_stock FROM products WHERE sku = ANY($1) ORDER BY sku FOR UPDATE",
     )
@@ -250,34 +260,45 @@ async fn grant(
             }),
         });
     }
-    if !tokens.is_empty() {
+    let any_granted = !tokens.is_empty();
+    if any_granted {
         let (grant_skus, grants): (Vec<&str>, Vec<i32>) = stock
             .iter()
             .filter(|(_, (_, g))| *g > 0)
             .map(|(sku, (_, g))| (sku.as_str(), *g))
             .unzip();
-        sqlx::query(
-            r#"
-            WITH upd AS (
-                UPDATE products p
-                SET in_stock = p.in_stock - g.n,
-                    reserved = p.reserved + g.n,
-                    updated_at = now()
-                FROM unnest($1::text[], $2::int4[]) AS g (sku, n)
-                WHERE p.sku = g.sku
-            )
-            INSERT INTO reservations (token, sku, quantity, expires_at)
-            SELECT t, s, 1, $5 FROM unnest($3::uuid[], $4::text[]) AS r (t, s)
-            "#,
-        )
-        .bind(&grant_skus)
-        .bind(&grants)
-        .bind(&tokens)
-        .bind(&token_skus)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
+        // Granting and queueing the new levels for the shops are one
+        // statement, so the batch still costs one round trip.
+        sqlx::query(&GRANT)
+            .bind(&grant_skus)
+            .bind(&grants)
+            .bind(&tokens)
+            .bind(&token_skus)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
-    Ok(results)
+    Ok((results, any_granted))
 }
+
+/// Moves the granted units, queues the new levels for every enabled shop,
+/// and inserts one reservation row per granted caller.
+static GRANT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r#"
+        WITH upd AS (
+            UPDATE products p
+            SET in_stock = p.in_stock - g.n,
+                reserved = p.reserved + g.n,
+                updated_at = now()
+            FROM unnest($1::text[], $2::int4[]) AS g (sku, n)
+            WHERE p.sku = g.sku
+        ),
+        queued AS ({mark})
+        INSERT INTO reservations (token, sku, quantity, expires_at)
+        SELECT t, s, 1, $5 FROM unnest($3::uuid[], $4::text[]) AS r (t, s)
+        "#,
+        mark = *MARK_CHANGED
+    )
+});

@@ -2,7 +2,13 @@
 
 use domain::{ReservationState, ReservationToken, Sku, StockLevels, StockQuantity};
 
-use crate::{connection::Db, error::DbError};
+use std::sync::LazyLock;
+
+use crate::{
+    channel_sync::{begin_stock_change, mark_changed, mark_changed_sql},
+    connection::Db,
+    error::DbError,
+};
 
 #[derive(sqlx::FromRow)]
 struct LevelsRow {
@@ -23,8 +29,10 @@ impl From<LevelsRow> for StockLevels {
 
 impl Db {
     /// Sets IN_STOCK of `sku`, creating the product if needed; RESERVED and
-    /// SOLD are left as they are.
+    /// SOLD are left as they are. The new level is queued for every shop in
+    /// the same transaction.
     pub async fn set_stock(&self, sku: &Sku, stock: StockQuantity) -> Result<StockLevels, DbError> {
+        let mut tx = begin_stock_change(&self.pool).await?;
         let row: LevelsRow = sqlx::query_as(
             r#"
             INSERT INTO products (sku, in_stock) VALUES ($1, $2)
@@ -35,8 +43,11 @@ impl Db {
         )
         .bind(sku.as_str())
         .bind(stock.get())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        mark_changed(&mut tx, &[sku.as_str()]).await?;
+        tx.commit().await?;
+        self.stock_changed();
         Ok(row.into())
     }
 
@@ -84,33 +95,21 @@ impl Db {
             ReservationState::Sold => (0, 1),
             _ => (1, 0),
         };
-        let row: Option<LevelsRow> = sqlx::query_as(
-            r#"
-            WITH r AS (
-                UPDATE reservations
-                SET state = $3, consumed_at = now()
-                WHERE token = $1 AND sku = $2 AND state = 'RESERVED'
-                RETURNING sku, quantity
-            )
-            UPDATE products p
-            SET in_stock = p.in_stock + r.quantity * $4,
-                sold = p.sold + r.quantity * $5,
-                reserved = p.reserved - r.quantity,
-                updated_at = now()
-            FROM r
-            WHERE p.sku = r.sku
-            RETURNING p.in_stock, p.reserved, p.sold
-            "#,
-        )
-        .bind(token.as_uuid())
-        .bind(sku.as_str())
-        .bind(to.as_str())
-        .bind(to_in_stock)
-        .bind(to_sold)
-        .fetch_optional(&self.pool)
-        .await?;
+        let mut tx = begin_stock_change(&self.pool).await?;
+        let row: Option<LevelsRow> = sqlx::query_as(&CONSUME)
+            .bind(token.as_uuid())
+            .bind(sku.as_str())
+            .bind(to.as_str())
+            .bind(to_in_stock)
+            .bind(to_sold)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
         match row {
-            Some(row) => Ok(row.into()),
+            Some(row) => {
+                self.stock_changed();
+                Ok(row.into())
+            }
             None => Err(self.why_not_consumed(sku, token).await?),
         }
     }
@@ -149,37 +148,79 @@ impl Db {
     /// `SKIP LOCKED` lets several API processes sweep at once without waiting
     /// on each other or on a concurrent `sold` of the same token.
     pub async fn expire_reservations(&self, limit: i64) -> Result<u64, DbError> {
-        let expired: i64 = sqlx::query_scalar(
-            r#"
-            WITH due AS (
-                SELECT token FROM reservations
-                WHERE state = 'RESERVED' AND expires_at <= now()
-                ORDER BY expires_at
-                LIMIT $1
-                FOR UPDATE SKIP LOCKED
-            ),
-            exp AS (
-                UPDATE reservations r
-                SET state = 'EXPIRED', consumed_at = now()
-                FROM due WHERE r.token = due.token AND r.state = 'RESERVED'
-                RETURNING r.sku, r.quantity
-            ),
-            per_sku AS (
-                SELECT sku, sum(quantity)::int4 AS q, count(*) AS n FROM exp GROUP BY sku
-            ),
-            upd AS (
-                UPDATE products p
-                SET in_stock = p.in_stock + per_sku.q,
-                    reserved = p.reserved - per_sku.q,
-                    updated_at = now()
-                FROM per_sku WHERE p.sku = per_sku.sku
-            )
-            SELECT coalesce(sum(n), 0)::int8 FROM per_sku
-            "#,
-        )
-        .bind(limit)
-        .fetch_one(&self.pool)
-        .await?;
+        let mut tx = begin_stock_change(&self.pool).await?;
+        let expired: i64 = sqlx::query_scalar(&EXPIRE)
+            .bind(limit)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if expired > 0 {
+            self.stock_changed();
+        }
         Ok(u64::try_from(expired).unwrap_or(0))
     }
 }
+
+/// Ends one open reservation (release or sale) and queues the product's new
+/// level for the shops, in one statement. The reservation row is updated
+/// only while it is still `RESERVED`.
+static CONSUME: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r#"
+        WITH r AS (
+            UPDATE reservations
+            SET state = $3, consumed_at = now()
+            WHERE token = $1 AND sku = $2 AND state = 'RESERVED'
+            RETURNING sku, quantity
+        ),
+        queued AS ({mark}),
+        upd AS (
+            UPDATE products p
+            SET in_stock = p.in_stock + r.quantity * $4,
+                sold = p.sold + r.quantity * $5,
+                reserved = p.reserved - r.quantity,
+                updated_at = now()
+            FROM r
+            WHERE p.sku = r.sku
+            RETURNING p.in_stock, p.reserved, p.sold
+        )
+        SELECT in_stock, reserved, sold FROM upd
+        "#,
+        mark = mark_changed_sql("(SELECT sku FROM r)")
+    )
+});
+
+/// Expires up to `$1` due reservations, gives their units back, and queues
+/// the products' new levels for the shops.
+static EXPIRE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r#"
+        WITH due AS (
+            SELECT token FROM reservations
+            WHERE state = 'RESERVED' AND expires_at <= now()
+            ORDER BY expires_at
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        ),
+        exp AS (
+            UPDATE reservations r
+            SET state = 'EXPIRED', consumed_at = now()
+            FROM due WHERE r.token = due.token AND r.state = 'RESERVED'
+            RETURNING r.sku, r.quantity
+        ),
+        per_sku AS (
+            SELECT sku, sum(quantity)::int4 AS q, count(*) AS n FROM exp GROUP BY sku
+        ),
+        upd AS (
+            UPDATE products p
+            SET in_stock = p.in_stock + per_sku.q,
+                reserved = p.reserved - per_sku.q,
+                updated_at = now()
+            FROM per_sku WHERE p.sku = per_sku.sku
+        ),
+        queued AS ({mark})
+        SELECT coalesce(sum(n), 0)::int8 FROM per_sku
+        "#,
+        mark = mark_changed_sql("(SELECT sku FROM per_sku)")
+    )
+});

@@ -1,6 +1,7 @@
 //! The Temporal client side of the OMS: connecting, registering search
 //! attributes, starting order workflows exactly once, delivering status
-//! changes as updates, and reading a workflow's view and memo.
+//! changes as updates, reading a workflow's view and memo, and starting,
+//! nudging and scheduling the shops' syncs.
 //!
 //! The API, the operator commands and the worker all reach Temporal through
 //! here; the workflows themselves (crate `workflows`) never do I/O.
@@ -8,6 +9,7 @@
 mod connection;
 mod orchestrator;
 mod orders;
+mod shop_sync;
 
 pub use connection::{
     Cause, TemporalError, TemporalSettings, connect, connect_with_patience,
@@ -16,4 +18,8 @@ pub use connection::{
 pub use orchestrator::Orchestrator;
 pub use orders::{
     ChangeError, Started, change_status, order_memo, order_workflow_id, query_order, start_order,
+};
+pub use shop_sync::{
+    ChannelSyncSettings, ShopSyncNudger, ensure_drift_repair_schedule, nudge_shop_sync,
+    run_drift_repair,
 };

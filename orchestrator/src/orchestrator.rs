@@ -9,12 +9,13 @@ use temporalio_client::Client;
 use tokio::sync::OnceCell;
 use workflows::{
     OrderView,
-    contracts::{OrderInput, SagaPolicy, StatusChange},
+    contracts::{OrderInput, ShopSyncPolicy, StatusChange},
 };
 
 use crate::{
-    connection::TemporalError, connection::TemporalSettings, connection::connect,
-    connection::ensure_search_attributes, orders, orders::ChangeError, orders::Started,
+    connection::{TemporalError, TemporalSettings, connect, ensure_search_attributes},
+    orders::{self, ChangeError, Started},
+    shop_sync,
 };
 
 /// Starts and queries order workflows.
@@ -74,20 +75,14 @@ impl Orchestrator {
         .await
     }
 
-    /// Starts pushing the current level of `sku` to every shop.
-    pub async fn start_channel_sync(
+    /// Nudges (starting it if needed) `shop`'s sync.
+    pub async fn nudge_shop_sync(
         &self,
-        sku: &str,
-        reference: uuid::Uuid,
-        policy: SagaPolicy,
-    ) -> Result<String, TemporalError> {
+        shop: &str,
+        policy: &ShopSyncPolicy,
+    ) -> Result<(), TemporalError> {
         let client = self.client().await?;
-        let input = workflows::ChannelSyncInput {
-            skus: vec![sku.to_string()],
-            reference,
-            policy,
-        };
-        orders::start_channel_sync(client, &self.settings.task_queue, input).await
+        shop_sync::nudge_shop_sync(client, &self.settings.task_queue, shop, policy).await
     }
 
     /// Delivers a status change to the order's workflow; waits for its result.

@@ -7,7 +7,7 @@ use temporalio_client::{
 };
 use temporalio_common::{MemoValues, search_attributes::SearchAttributes};
 use workflows::{
-    ChannelSyncInput, ChannelSyncWorkflow, OrderView, OrderWorkflow,
+    OrderView, OrderWorkflow,
     contracts::{OrderInput, StatusChange},
     search,
 };
@@ -94,21 +94,6 @@ pub async fn start_order(
         }
         Err(e) => Err(TemporalError::call("start order workflow", e)),
     }
-}
-
-/// Starts a workflow that pushes the current level of `skus` to every store.
-pub async fn start_channel_sync(
-    client: &Client,
-    task_queue: &str,
-    input: ChannelSyncInput,
-) -> Result<String, TemporalError> {
-    let workflow_id = format!("sync:{}:{}", input.skus.join(","), input.reference);
-    let options = WorkflowStartOptions::new(task_queue, workflow_id.clone()).build();
-    client
-        .start_workflow(ChannelSyncWorkflow::run, input, options)
-        .await
-        .map_err(|e| TemporalError::call("start channel sync workflow", e))?;
-    Ok(workflow_id)
 }
 
 /// Why a status change was not applied.

@@ -111,8 +111,7 @@ pub(crate) async fn shop_inventory(
         .shops
         .entry(shop.clone())
         .or_default()
-        .available
-        .insert(sku.clone(), available);
+        .set_available(&sku, available);
     tracing::info!(%shop, %sku, available, "control: shop available set");
     Json(json!({ "shop": shop, "sku": sku, "available": available })).into_response()
 }
@@ -126,7 +125,8 @@ pub(crate) async fn state(State(sim): State<Simulator>) -> Json<Value> {
         .map(|(name, shop)| {
             (
                 name.clone(),
-                json!({ "mode": shop.mode, "inventory": shop.available, "log": shop.log }),
+                json!({ "mode": shop.mode, "inventory": shop.inventory(), "log": shop.log(),
+                        "stats": shop.stats() }),
             )
         })
         .collect();

@@ -1,4 +1,4 @@
-//! Local stand-in for two Shopify stores and a ShipBob-style WMS.
+//! Local stand-in for two Shopify shops and a ShipBob-style WMS.
 //!
 //! It serves the exact requests the OMS clients (`vendors::shopify`,
 //! `vendors::wms`) send, keeps everything in memory, and can be switched
@@ -25,7 +25,7 @@ use axum::{
 use serde_json::json;
 use tokio::sync::Mutex;
 
-pub use shopify::ShopMode;
+pub use shopify::{AppliedSet, ShopMode, ShopModel, Stats};
 pub use wms::{DEFAULT_SELLABLE, WmsMode};
 
 /// Where the binary listens unless `OMS_SIMULATOR_ADDR` says otherwise.
@@ -40,7 +40,7 @@ pub struct Simulator {
 #[derive(Default)]
 struct State {
     /// By shop name as it appears in the path.
-    shops: BTreeMap<String, shopify::Shop>,
+    shops: BTreeMap<String, ShopModel>,
     wms: wms::Wms,
 }
 
@@ -60,6 +60,7 @@ impl Simulator {
             )
             .route("/shops/{shop}/inventory", get(shopify::inventory))
             .route("/shops/{shop}/log", get(shopify::log))
+            .route("/shops/{shop}/stats", get(shopify::stats))
             .route("/wms/orders", get(wms::all_orders))
             .route("/wms/{version}/inventory-level", get(wms::inventory_level))
             .route(
@@ -90,12 +91,14 @@ impl Simulator {
 }
 
 const HELP: &str = "\
-oms-simulator: two Shopify stores and a ShipBob-style WMS, in memory.
+oms-simulator: two Shopify shops and a ShipBob-style WMS, in memory.
 
 Shopify (any shop name; OMS admin_url = http://HOST:PORT/shops/{shop}):
-  POST /shops/{shop}/admin/api/{version}/graphql.json   SKU look-up, inventorySetQuantities
+  POST /shops/{shop}/admin/api/{version}/graphql.json   productVariants (SKU search), nodes (items),
+                                                        inventorySetQuantities (up to 250 per call)
   GET  /shops/{shop}/inventory                          sku -> available
-  GET  /shops/{shop}/log                                applied sets
+  GET  /shops/{shop}/log                                every quantity written (sku, group = call)
+  GET  /shops/{shop}/stats                              write, read and throttled calls
 
 WMS (OMS base URL = http://HOST:PORT/wms/{version}):
   GET  /wms/{version}/inventory-level?SearchBy=SKU      sellable units (default 1000)

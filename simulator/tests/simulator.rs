@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use uuid::Uuid;
 use vendors::{
     http::ClientError,
-    shopify::{DEFAULT_API_VERSION, Pushed, ShopSettings, ShopifyClient},
+    shopify::{DEFAULT_API_VERSION, LevelWrite, SetOutcome, ShopSettings, ShopifyClient},
     wms::{NewWmsOrder, Recipient, RecipientAddress, WmsClient, WmsProduct, WmsSettings},
 };
 
@@ -79,59 +79,62 @@ impl Sim {
         .await
     }
 
-    /// The look-up as the client sends it; returns (item id, available).
+    /// The SKU search as the client sends it; returns (item id, available).
     async fn look_up(&self, shop: &str, sku: &str) -> (String, i64) {
         let (status, body) = self
             .graphql(
                 shop,
-                r#"query ItemBySku($q: String!, $loc: ID!) {
-                  productVariants(first: 5, query: $q) {
+                r#"query Lookup($q: String!, $loc: ID!, $first: Int!) {
+                  productVariants(first: $first, query: $q) {
                     nodes { sku inventoryItem { id inventoryLevel(locationId: $loc) {
                       quantities(names: ["available"]) { name quantity } } } }
                   }
                 }"#,
-                json!({ "q": format!("sku:\"{sku}\""), "loc": "gid://shopify/Location/1" }),
+                json!({ "q": format!("sku:\"{sku}\""), "loc": "gid://shopify/Location/1", "first": 250 }),
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let node = &body["data"]["productVariants"]["nodes"][0];
-        assert_eq!(node["sku"], sku, "{body}");
+        let nodes = body["data"]["productVariants"]["nodes"].as_array().unwrap();
+        let node = nodes.iter().find(|n| n["sku"] == sku).unwrap();
         let quantity = &node["inventoryItem"]["inventoryLevel"]["quantities"][0];
         assert_eq!(quantity["name"], "available");
+        assert!(body["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"].is_number());
         (
             node["inventoryItem"]["id"].as_str().unwrap().to_string(),
             quantity["quantity"].as_i64().unwrap(),
         )
     }
 
-    /// The mutation as the client sends it; returns the whole answer.
-    async fn set(&self, shop: &str, item: &str, quantity: i64, from: i64, key: &str) -> Value {
-        let query = format!(
-            r#"mutation SetAvailable($input: InventorySetQuantitiesInput!) {{
-              inventorySetQuantities(input: $input) @idempotent(key: "{key}") {{
-                inventoryAdjustmentGroup {{ id }}
-                userErrors {{ code field message }}
-              }}
-            }}"#
-        );
+    /// The mutation as the client sends it, for `(item, quantity, from)`
+    /// writes; returns the whole answer.
+    async fn set_many(&self, shop: &str, writes: &[(&str, i64, i64)], key: &str) -> Value {
         let (status, body) = self
             .graphql(
                 shop,
-                &query,
-                json!({ "input": {
+                r#"mutation SetAvailable($input: InventorySetQuantitiesInput!, $key: String!) {
+                  inventorySetQuantities(input: $input) @idempotent(key: $key) {
+                    inventoryAdjustmentGroup { id }
+                    userErrors { code field message }
+                  }
+                }"#,
+                json!({ "key": key, "input": {
                     "name": "available",
                     "reason": "correction",
-                    "quantities": [{
+                    "quantities": writes.iter().map(|(item, quantity, from)| json!({
                         "inventoryItemId": item,
                         "locationId": "gid://shopify/Location/1",
                         "quantity": quantity,
                         "changeFromQuantity": from,
-                    }],
+                    })).collect::<Vec<_>>(),
                 }}),
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
+    }
+
+    async fn set(&self, shop: &str, item: &str, quantity: i64, from: i64, key: &str) -> Value {
+        self.set_many(shop, &[(item, quantity, from)], key).await
     }
 
     async fn available(&self, shop: &str, sku: &str) -> Value {
@@ -148,7 +151,7 @@ impl Sim {
     }
 
     fn shopify_client(&self, shop: &str) -> ShopifyClient {
-        let store: ShopSettings = serde_json::from_value(json!({
+        let settings: ShopSettings = serde_json::from_value(json!({
             "shop": shop,
             "webhook_secret": "unused",
             "admin_url": self.url(&format!("/shops/{shop}")),
@@ -156,7 +159,7 @@ impl Sim {
             "location_id": "gid://shopify/Location/1",
         }))
         .unwrap();
-        ShopifyClient::new(store, DEFAULT_API_VERSION, Duration::from_secs(10)).unwrap()
+        ShopifyClient::new(settings, DEFAULT_API_VERSION, Duration::from_secs(10)).unwrap()
     }
 
     fn wms_client(&self) -> WmsClient {
@@ -194,7 +197,7 @@ fn order(reference: Uuid) -> Value {
 async fn look_up_then_set_with_the_current_quantity_applies_and_logs() {
     let sim = Sim::start().await;
     let (item, available) = sim.look_up(SHOP, "TEE-M").await;
-    assert_eq!(item, "gid://shopify/InventoryItem/TEE-M");
+    assert!(item.starts_with("gid://shopify/InventoryItem/"), "{item}");
     assert_eq!(available, 0, "unknown SKUs start at 0");
 
     let answer = sim.set(SHOP, &item, 7, 0, "key-1").await;
@@ -210,7 +213,7 @@ async fn look_up_then_set_with_the_current_quantity_applies_and_logs() {
     assert_eq!(log[0]["changeFrom"], 0);
     assert_eq!(log[0]["idempotencyKey"], "key-1");
     assert!(log[0]["time"].is_string());
-    // Stores are separate.
+    // Shops are separate.
     assert_eq!(sim.available(OTHER_SHOP, "TEE-M").await, Value::Null);
     assert!(sim.log(OTHER_SHOP).await.is_empty());
 }
@@ -239,7 +242,10 @@ async fn a_repeated_idempotency_key_is_applied_once() {
     assert!(user_error_codes(&first).is_empty(), "{first}");
     // The replay's changeFromQuantity is stale by now; the key makes it a success.
     let replay = sim.set(SHOP, &item, 5, 0, "same-key").await;
-    assert_eq!(replay, first, "a replay answers what the first request did");
+    assert_eq!(
+        replay["data"], first["data"],
+        "a replay answers what the first request did"
+    );
     assert_eq!(sim.log(SHOP).await.len(), 1);
     assert_eq!(sim.available(SHOP, "TEE-M").await, 5);
 
@@ -266,11 +272,14 @@ async fn throttle_and_down_modes_refuse_graphql_until_ok_again() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["errors"][0]["extensions"]["code"], "THROTTLED");
     assert_eq!(
-        body["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"],
-        0
+        body["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"].as_f64(),
+        Some(0.0)
     );
-    assert_eq!(body["extensions"]["cost"]["requestedQueryCost"], 10);
-    // The other store is not throttled.
+    assert_eq!(
+        body["extensions"]["cost"]["requestedQueryCost"].as_f64(),
+        Some(10.0)
+    );
+    // The other shop is not throttled.
     assert_eq!(sim.look_up(OTHER_SHOP, "TEE-M").await.1, 0);
 
     sim.put(
@@ -497,41 +506,89 @@ async fn the_state_shows_modes_inventories_and_orders() {
 }
 
 #[tokio::test]
-async fn the_oms_shopify_client_pushes_levels_through_drift_and_throttling() {
+async fn a_batch_is_applied_entirely_or_not_at_all_and_names_its_stale_item() {
+    let sim = Sim::start().await;
+    let (a, _) = sim.look_up(SHOP, "TEE-S").await;
+    let (b, _) = sim.look_up(SHOP, "TEE-L").await;
+    // The second item's compare value is wrong: nothing is applied.
+    let answer = sim.set_many(SHOP, &[(&a, 5, 0), (&b, 6, 3)], "k-1").await;
+    let errors = &answer["data"]["inventorySetQuantities"]["userErrors"];
+    assert_eq!(errors[0]["code"], "CHANGE_FROM_QUANTITY_STALE");
+    assert_eq!(
+        errors[0]["field"],
+        json!(["input", "quantities", "1", "changeFromQuantity"])
+    );
+    assert_eq!(sim.available(SHOP, "TEE-S").await, 0);
+    let answer = sim.set_many(SHOP, &[(&a, 5, 0), (&b, 6, 0)], "k-2").await;
+    assert!(user_error_codes(&answer).is_empty(), "{answer}");
+    let log = sim.log(SHOP).await;
+    assert_eq!(log.len(), 2, "one entry per quantity");
+    assert_eq!(log[0]["group"], log[1]["group"], "from one call");
+    let (_, stats) = sim.get(&format!("/shops/{SHOP}/stats")).await;
+    assert_eq!(stats["writeCalls"], 1);
+    assert_eq!(stats["refusedWrites"], 1);
+}
+
+#[tokio::test]
+async fn the_oms_shopify_client_reads_and_writes_batches_through_drift_and_throttling() {
     let sim = Sim::start().await;
     let client = sim.shopify_client(SHOP);
-    let reference = Uuid::new_v4();
+    let skus = vec!["TEE-M".to_string(), "TEE-X".to_string()];
+    let levels = client.levels(&skus).await.unwrap();
+    let write = |sku: &str, quantity, change_from| LevelWrite {
+        sku: sku.into(),
+        item_id: levels.found[sku].item_id.clone(),
+        quantity,
+        change_from,
+    };
+    let writes = [write("TEE-M", 9, 0), write("TEE-X", 2, 0)];
     assert_eq!(
-        client.push_level("TEE-M", 9, reference).await.unwrap(),
-        Pushed::Set
+        client
+            .set_levels(&writes, "gid://oms/Test/1", Uuid::new_v4())
+            .await
+            .unwrap(),
+        SetOutcome::Applied
     );
     assert_eq!(sim.available(SHOP, "TEE-M").await, 9);
+    assert_eq!(sim.available(SHOP, "TEE-X").await, 2);
 
-    // Someone sells one in the store: the client's cached 9 is now stale.
+    // Someone sells one in the shop: a write from 9 is stale, and says which.
     sim.put(
         &format!("/control/shops/{SHOP}/inventory/TEE-M"),
         &json!({"available": 8}),
     )
     .await;
+    let outcome = client
+        .set_levels(
+            &[write("TEE-X", 1, 2), write("TEE-M", 4, 9)],
+            "r",
+            Uuid::new_v4(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, SetOutcome::Stale(vec![1]));
+    // Read again (by item now), and the write lands.
+    let fresh = client.levels(&skus).await.unwrap();
+    assert_eq!(fresh.found["TEE-M"].available, 8);
     assert_eq!(
-        client.push_level("TEE-M", 4, reference).await.unwrap(),
-        Pushed::Set
+        client
+            .set_levels(
+                &[write("TEE-X", 1, 2), write("TEE-M", 4, 8)],
+                "r",
+                Uuid::new_v4()
+            )
+            .await
+            .unwrap(),
+        SetOutcome::Applied
     );
     assert_eq!(sim.available(SHOP, "TEE-M").await, 4);
-    let log = sim.log(SHOP).await;
-    assert_eq!(log.len(), 2);
-    assert_eq!(log[1]["changeFrom"], 8);
 
     sim.put(
         &format!("/control/shops/{SHOP}/mode"),
         &json!({"mode": "throttle"}),
     )
     .await;
-    let err = sim
-        .shopify_client(SHOP)
-        .push_level("TEE-M", 1, reference)
-        .await
-        .unwrap_err();
+    let err = sim.shopify_client(SHOP).levels(&skus).await.unwrap_err();
     assert!(
         matches!(err, ClientError::RateLimited { retry_after: Some(d), .. } if d > Duration::ZERO),
         "{err:?}"

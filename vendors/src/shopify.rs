@@ -1,14 +1,18 @@
-//! Client of one Shopify shop's Admin GraphQL API: pushes the available
-//! level of our SKUs to the shop's location.
+//! Client of one Shopify shop's Admin GraphQL API: reads and sets the
+//! `available` quantity of our SKUs at the shop's location, many SKUs per
+//! call.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use domain::ShopDomain;
 use reqwest::Client;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::http::ClientError;
@@ -17,6 +21,18 @@ const SERVICE: &str = "shopify";
 
 /// The Admin API version every request is pinned to.
 pub const DEFAULT_API_VERSION: &str = "2026-10";
+
+/// Most items one call may carry: Shopify caps every input array (and
+/// `nodes(ids:)`) at 250.
+pub const MAX_ITEMS_PER_CALL: usize = 250;
+
+/// SKUs per search query: the search syntax has no documented length
+/// limit, so SKU look-ups go in modest chunks.
+const SKUS_PER_SEARCH: usize = 50;
+
+/// How long "this shop does not sell that SKU" is believed: a product added
+/// to the shop later is found again without a restart.
+const NOT_SOLD_TTL: Duration = Duration::from_secs(600);
 
 /// One configured shop: how to verify its webhooks and how to reach its Admin API.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,6 +47,18 @@ pub struct ShopSettings {
     pub access_token: SecretString,
     /// GID of the location whose `available` quantity we set.
     pub location_id: String,
+    /// Units held back from this shop: it shows `IN_STOCK − safety_buffer`
+    /// (never below 0). A shop sells before the OMS hears of the order, so
+    /// a buffer absorbs the orders in flight while a level travels.
+    #[serde(default)]
+    pub safety_buffer: u32,
+}
+
+impl ShopSettings {
+    /// What the shop should show for `in_stock` units.
+    pub fn target(&self, in_stock: i32) -> i64 {
+        (i64::from(in_stock) - i64::from(self.safety_buffer)).max(0)
+    }
 }
 
 /// Reads the shops from `OMS_SHOPIFY_STORES` (a JSON array of
@@ -68,26 +96,71 @@ pub struct ShopifyClient {
     http: Client,
     shop: ShopSettings,
     api_version: String,
-    /// SKU → (inventory item GID, the available quantity last seen), or
-    /// `None` when the shop does not sell the SKU.
-    items: Arc<Mutex<HashMap<String, Option<Item>>>>,
+    /// SKU → inventory item, and SKUs the shop was found not to sell. Only
+    /// identities are cached, never quantities: every write compares with a
+    /// quantity read for it.
+    items: Arc<Mutex<ItemCache>>,
+    /// The cost bucket as the last answer reported it.
+    bucket: Arc<Mutex<Option<Bucket>>>,
 }
 
-#[derive(Debug, Clone)]
-struct Item {
-    id: String,
-    available: Option<i64>,
+#[derive(Default)]
+struct ItemCache {
+    ids: HashMap<String, String>,
+    not_sold: HashMap<String, Instant>,
 }
 
-/// What pushing one level did.
+/// Shopify's cost-based rate limit, from `extensions.cost.throttleStatus`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bucket {
+    available: f64,
+    restore_rate: f64,
+    at: Instant,
+}
+
+/// One SKU's quantity in the shop.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pushed {
-    /// The shop's available quantity is now the level.
-    Set,
-    /// The shop already showed the level.
-    AlreadyThere,
-    /// The shop does not sell this SKU (no variant with it).
-    NotSold,
+pub struct ShopLevel {
+    /// The inventory item's GID.
+    pub item_id: String,
+    /// `available` at the configured location (0 when not stocked there).
+    pub available: i64,
+}
+
+/// What the shop shows for a set of SKUs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Levels {
+    /// SKU → its item and quantity.
+    pub found: HashMap<String, ShopLevel>,
+    /// SKUs the shop does not sell (no variant has them).
+    pub not_sold: Vec<String>,
+}
+
+/// One quantity to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelWrite {
+    /// The SKU (for errors and logs).
+    pub sku: String,
+    /// Its inventory item.
+    pub item_id: String,
+    /// The new `available`.
+    pub quantity: i64,
+    /// The quantity read just before: the write applies only if the shop
+    /// still shows it (compare-and-set).
+    pub change_from: i64,
+}
+
+/// How a batch write ended. Shopify applies a batch entirely or not at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetOutcome {
+    /// Every quantity was set.
+    Applied,
+    /// Nothing was set: these items (indexes into the batch) no longer
+    /// showed their `change_from`; re-read them and try again.
+    Stale(Vec<usize>),
+    /// Nothing was set: these items can never be set as they are (not
+    /// stocked at the location, a bundle, …), with the shop's reason.
+    Refused(Vec<(usize, String)>),
 }
 
 impl ShopifyClient {
@@ -103,6 +176,7 @@ impl ShopifyClient {
             shop,
             api_version: api_version.to_string(),
             items: Arc::default(),
+            bucket: Arc::default(),
         })
     }
 
@@ -111,150 +185,178 @@ impl ShopifyClient {
         &self.shop.shop
     }
 
-    /// Sets the shop's available quantity of `sku` to `level`.
-    ///
-    /// Uses compare-and-set (`changeFromQuantity`) against the quantity last
-    /// seen: if the shop moved meanwhile (its own order, a manual edit), the
-    /// value is re-read and the set retried, so nothing is overwritten blind.
-    /// The idempotency key is derived from the inputs, so a retried activity
-    /// does not apply a change twice.
-    pub async fn push_level(
-        &self,
-        sku: &str,
-        level: i32,
-        reference: Uuid,
-    ) -> Result<Pushed, ClientError> {
-        for _ in 0..3 {
-            let Some(item) = self.item(sku, false).await? else {
-                return Ok(Pushed::NotSold);
-            };
-            let current = match item.available {
-                Some(c) => c,
-                None => self
-                    .item(sku, true)
-                    .await?
-                    .and_then(|i| i.available)
-                    .unwrap_or(0),
-            };
-            if current == i64::from(level) {
-                return Ok(Pushed::AlreadyThere);
-            }
-            match self
-                .set_available(&item.id, level, current, sku, reference)
-                .await?
-            {
-                SetResult::Done => {
-                    self.remember(sku, &item.id, i64::from(level)).await;
-                    return Ok(Pushed::Set);
-                }
-                SetResult::Stale => {
-                    // Forget what we knew and read the shop's value again.
-                    self.item(sku, true).await?;
+    /// The shop's settings.
+    pub fn settings(&self) -> &ShopSettings {
+        &self.shop
+    }
+
+    /// What the shop shows now for `skus` (at most [`MAX_ITEMS_PER_CALL`]):
+    /// one `nodes` read for the SKUs whose items are known, and SKU searches
+    /// for the others (whose answers carry the quantity too).
+    pub async fn levels(&self, skus: &[String]) -> Result<Levels, ClientError> {
+        let mut levels = Levels::default();
+        let (mut known, mut unknown) = (Vec::new(), Vec::new());
+        {
+            let mut cache = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            cache
+                .not_sold
+                .retain(|_, since| now.duration_since(*since) < NOT_SOLD_TTL);
+            for sku in skus {
+                if let Some(id) = cache.ids.get(sku) {
+                    known.push((sku.clone(), id.clone()));
+                } else if cache.not_sold.contains_key(sku) {
+                    levels.not_sold.push(sku.clone());
+                } else {
+                    unknown.push(sku.clone());
                 }
             }
         }
-        Err(ClientError::Transient {
-            service: SERVICE,
-            message: format!(
-                "{}: the quantity of {sku} kept changing under us",
-                self.shop.shop
-            ),
-        })
-    }
-
-    async fn remember(&self, sku: &str, id: &str, available: i64) {
-        self.items.lock().await.insert(
-            sku.to_string(),
-            Some(Item {
-                id: id.to_string(),
-                available: Some(available),
-            }),
-        );
-    }
-
-    /// The shop's item for `sku`, from the cache unless `refresh`.
-    async fn item(&self, sku: &str, refresh: bool) -> Result<Option<Item>, ClientError> {
-        if !refresh && let Some(known) = self.items.lock().await.get(sku) {
-            return Ok(known.clone());
+        if !known.is_empty() {
+            let ids: Vec<&str> = known.iter().map(|(_, id)| id.as_str()).collect();
+            let data = self
+                .graphql(
+                    r#"query Levels($ids: [ID!]!, $loc: ID!) {
+                      nodes(ids: $ids) { ... on InventoryItem { id sku
+                        inventoryLevel(locationId: $loc) { quantities(names: ["available"]) { name quantity } } } }
+                    }"#,
+                    json!({ "ids": ids, "loc": self.shop.location_id }),
+                )
+                .await?;
+            let nodes = data.get("nodes").and_then(Value::as_array);
+            for (i, (sku, id)) in known.into_iter().enumerate() {
+                let node = nodes.and_then(|n| n.get(i)).filter(|n| {
+                    n.get("id").and_then(Value::as_str) == Some(id.as_str())
+                        && n.get("sku").and_then(Value::as_str) == Some(sku.as_str())
+                });
+                match node {
+                    Some(node) => {
+                        levels.found.insert(
+                            sku,
+                            ShopLevel {
+                                item_id: id,
+                                available: available(node),
+                            },
+                        );
+                    }
+                    // The item is gone or holds another SKU now: look it up again.
+                    None => {
+                        self.forget(&sku);
+                        unknown.push(sku);
+                    }
+                }
+            }
         }
+        for chunk in unknown.chunks(SKUS_PER_SEARCH) {
+            let found = self.search(chunk).await?;
+            let mut cache = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+            for sku in chunk {
+                match found.get(sku) {
+                    Some(level) => {
+                        cache.ids.insert(sku.clone(), level.item_id.clone());
+                        levels.found.insert(sku.clone(), level.clone());
+                    }
+                    None => {
+                        cache.not_sold.insert(sku.clone(), Instant::now());
+                        levels.not_sold.push(sku.clone());
+                    }
+                }
+            }
+        }
+        Ok(levels)
+    }
+
+    /// Variants with exactly these SKUs, by SKU. The search is tokenized, not
+    /// exact, so only exact matches count.
+    async fn search(&self, skus: &[String]) -> Result<HashMap<String, ShopLevel>, ClientError> {
+        let query = skus
+            .iter()
+            .map(|s| format!("sku:\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect::<Vec<_>>()
+            .join(" OR ");
         let data = self
             .graphql(
-                r#"query ItemBySku($q: String!, $loc: ID!) {
-                  productVariants(first: 5, query: $q) {
+                r#"query Lookup($q: String!, $loc: ID!, $first: Int!) {
+                  productVariants(first: $first, query: $q) {
                     nodes { sku inventoryItem { id inventoryLevel(locationId: $loc) {
                       quantities(names: ["available"]) { name quantity } } } }
                   }
                 }"#,
-                json!({ "q": format!("sku:\"{}\"", sku.replace('"', "\\\"")), "loc": self.shop.location_id }),
+                json!({ "q": query, "loc": self.shop.location_id, "first": MAX_ITEMS_PER_CALL }),
             )
             .await?;
-        let nodes = data
+        let mut found = HashMap::new();
+        for node in data
             .pointer("/productVariants/nodes")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        // The search is not exact: keep only the variant with this very SKU.
-        let item = nodes
-            .iter()
-            .find(|n| n.get("sku").and_then(Value::as_str) == Some(sku))
-            .and_then(|n| {
-                let id = n
-                    .pointer("/inventoryItem/id")
-                    .and_then(Value::as_str)?
-                    .to_string();
-                let available = n
-                    .pointer("/inventoryItem/inventoryLevel/quantities")
-                    .and_then(Value::as_array)
-                    .and_then(|qs| {
-                        qs.iter()
-                            .find(|q| q.get("name").and_then(Value::as_str) == Some("available"))
-                    })
-                    .and_then(|q| q.get("quantity").and_then(Value::as_i64));
-                Some(Item { id, available })
-            });
-        self.items
-            .lock()
-            .await
-            .insert(sku.to_string(), item.clone());
-        Ok(item)
+            .into_iter()
+            .flatten()
+        {
+            let (Some(sku), Some(item)) = (
+                node.get("sku").and_then(Value::as_str),
+                node.get("inventoryItem"),
+            ) else {
+                continue;
+            };
+            let Some(item_id) = item.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            if skus.iter().any(|s| s == sku) {
+                found.entry(sku.to_string()).or_insert(ShopLevel {
+                    item_id: item_id.to_string(),
+                    available: available(item),
+                });
+            }
+        }
+        Ok(found)
     }
 
-    async fn set_available(
+    /// Forgets what is known about `sku` (a write found its item invalid).
+    pub fn forget(&self, sku: &str) {
+        let mut cache = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.ids.remove(sku);
+        cache.not_sold.remove(sku);
+    }
+
+    /// Sets every quantity of `writes` (at most [`MAX_ITEMS_PER_CALL`]) in one
+    /// `inventorySetQuantities` call, each compared with its `change_from`.
+    ///
+    /// `key` makes the call idempotent: a retry with the same key and the
+    /// same writes is applied once. Writes that changed need a new key.
+    pub async fn set_levels(
         &self,
-        item_id: &str,
-        level: i32,
-        change_from: i64,
-        sku: &str,
-        reference: Uuid,
-    ) -> Result<SetResult, ClientError> {
-        let key = Uuid::new_v5(
-            &reference,
-            format!("{}:{item_id}:{level}:{change_from}", self.shop.shop).as_bytes(),
-        );
-        // The idempotency key is a directive argument, which the API takes as
-        // a literal; it is a UUID, so it needs no escaping.
-        let mutation = format!(
-            r#"mutation SetAvailable($input: InventorySetQuantitiesInput!) {{
-              inventorySetQuantities(input: $input) @idempotent(key: "{key}") {{
-                inventoryAdjustmentGroup {{ id }}
-                userErrors {{ code field message }}
-              }}
-            }}"#
-        );
+        writes: &[LevelWrite],
+        reference: &str,
+        key: Uuid,
+    ) -> Result<SetOutcome, ClientError> {
+        let quantities: Vec<Value> = writes
+            .iter()
+            .map(|w| {
+                json!({
+                    "inventoryItemId": w.item_id,
+                    "locationId": self.shop.location_id,
+                    "quantity": w.quantity,
+                    "changeFromQuantity": w.change_from,
+                })
+            })
+            .collect();
         let data = self
             .graphql(
-                &mutation,
-                json!({ "input": {
-                    "name": "available",
-                    "reason": "correction",
-                    "referenceDocumentUri": format!("gid://oms/Order/{reference}"),
-                    "quantities": [{
-                        "inventoryItemId": item_id,
-                        "locationId": self.shop.location_id,
-                        "quantity": level,
-                        "changeFromQuantity": change_from,
-                    }],
-                }}),
+                r#"mutation SetAvailable($input: InventorySetQuantitiesInput!, $key: String!) {
+                  inventorySetQuantities(input: $input) @idempotent(key: $key) {
+                    inventoryAdjustmentGroup { id }
+                    userErrors { code field message }
+                  }
+                }"#,
+                json!({
+                    "key": key.to_string(),
+                    "input": {
+                        "name": "available",
+                        "reason": "correction",
+                        "referenceDocumentUri": reference,
+                        "quantities": quantities,
+                    },
+                }),
             )
             .await?;
         let errors = data
@@ -263,36 +365,68 @@ impl ShopifyClient {
             .cloned()
             .unwrap_or_default();
         if errors.is_empty() {
-            return Ok(SetResult::Done);
+            return Ok(SetOutcome::Applied);
         }
-        let codes: Vec<&str> = errors
+        let code = |e: &Value| {
+            e.get("code")
+                .and_then(Value::as_str)
+                .unwrap_or("ERROR")
+                .to_string()
+        };
+        if errors
             .iter()
-            .filter_map(|e| e.get("code").and_then(Value::as_str))
-            .collect();
-        if codes.iter().any(|c| c.ends_with("QUANTITY_STALE")) {
-            return Ok(SetResult::Stale);
-        }
-        if codes.contains(&"IDEMPOTENCY_CONCURRENT_REQUEST") {
+            .any(|e| code(e) == "IDEMPOTENCY_CONCURRENT_REQUEST")
+        {
             return Err(ClientError::Transient {
                 service: SERVICE,
                 message: "a request with the same idempotency key is in flight".into(),
             });
         }
-        let message = errors
+        let stale: Vec<usize> = errors
             .iter()
-            .map(|e| {
-                format!(
-                    "{}: {}",
-                    e.get("code").and_then(Value::as_str).unwrap_or("ERROR"),
-                    e.get("message").and_then(Value::as_str).unwrap_or("")
-                )
+            .filter(|e| code(e).ends_with("QUANTITY_STALE"))
+            .filter_map(item_index)
+            .collect();
+        if !stale.is_empty() {
+            return Ok(SetOutcome::Stale(stale));
+        }
+        let refused: Vec<(usize, String)> = errors
+            .iter()
+            .filter_map(|e| {
+                let message = e.get("message").and_then(Value::as_str).unwrap_or("");
+                item_index(e).map(|i| (i, format!("{}: {message}", code(e))))
             })
-            .collect::<Vec<_>>()
-            .join("; ");
-        Err(ClientError::Permanent {
-            service: SERVICE,
-            status: 200,
-            message: format!("{sku}: {message}"),
+            .collect();
+        if refused.is_empty() {
+            // Not about an item: the request itself is wrong.
+            let message = errors
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        code(e),
+                        e.get("message").and_then(Value::as_str).unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(ClientError::Permanent {
+                service: SERVICE,
+                status: 200,
+                message,
+            });
+        }
+        Ok(SetOutcome::Refused(refused))
+    }
+
+    /// How long to wait before a call of `cost` points, so that it finds the
+    /// cost bucket full enough (from the last answer's throttle status).
+    pub fn pacing(&self, cost: f64) -> Option<Duration> {
+        let bucket = (*self.bucket.lock().unwrap_or_else(PoisonError::into_inner))?;
+        let now_available =
+            bucket.available + bucket.at.elapsed().as_secs_f64() * bucket.restore_rate;
+        (now_available < cost && bucket.restore_rate > 0.0).then(|| {
+            Duration::from_secs_f64(((cost - now_available) / bucket.restore_rate).min(60.0))
         })
     }
 
@@ -323,6 +457,9 @@ impl ShopifyClient {
             service: SERVICE,
             message: format!("unreadable GraphQL answer: {e}"),
         })?;
+        if let Some(bucket) = bucket_of(&body) {
+            *self.bucket.lock().unwrap_or_else(PoisonError::into_inner) = Some(bucket);
+        }
         if let Some(errors) = body
             .get("errors")
             .and_then(Value::as_array)
@@ -357,9 +494,37 @@ impl ShopifyClient {
     }
 }
 
-enum SetResult {
-    Done,
-    Stale,
+/// `available` from an item's `inventoryLevel.quantities` (0 when the item
+/// is not stocked at the location).
+fn available(item: &Value) -> i64 {
+    item.pointer("/inventoryLevel/quantities")
+        .and_then(Value::as_array)
+        .and_then(|qs| {
+            qs.iter()
+                .find(|q| q.get("name").and_then(Value::as_str) == Some("available"))
+        })
+        .and_then(|q| q.get("quantity").and_then(Value::as_i64))
+        .unwrap_or(0)
+}
+
+/// The batch index a userError's `field` points at: the element after
+/// `"quantities"` (`["input", "quantities", "3", "changeFromQuantity"]`).
+fn item_index(error: &Value) -> Option<usize> {
+    let field = error.get("field")?.as_array()?;
+    let at = field
+        .iter()
+        .position(|f| f.as_str() == Some("quantities"))?;
+    field.get(at + 1)?.as_str()?.parse().ok()
+}
+
+/// The throttle status an answer reports.
+fn bucket_of(body: &Value) -> Option<Bucket> {
+    let status = body.pointer("/extensions/cost/throttleStatus")?;
+    Some(Bucket {
+        available: status.get("currentlyAvailable").and_then(Value::as_f64)?,
+        restore_rate: status.get("restoreRate").and_then(Value::as_f64)?,
+        at: Instant::now(),
+    })
 }
 
 /// Seconds until the cost bucket holds the requested cost again, from
@@ -384,6 +549,26 @@ fn refill_delay(body: &Value) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_error_names_its_item_by_the_index_after_quantities() {
+        let e = json!({"code": "CHANGE_FROM_QUANTITY_STALE",
+                       "field": ["input", "quantities", "3", "changeFromQuantity"]});
+        assert_eq!(item_index(&e), Some(3));
+        assert_eq!(item_index(&json!({"field": ["input"]})), None);
+        assert_eq!(item_index(&json!({"field": null})), None);
+    }
+
+    #[test]
+    fn the_safety_buffer_is_held_back_but_never_below_zero() {
+        let shop: ShopSettings = serde_json::from_value(json!({
+            "shop": "a.myshopify.com", "webhook_secret": "s", "admin_url": "http://x",
+            "access_token": "t", "location_id": "gid://shopify/Location/1", "safety_buffer": 2
+        }))
+        .unwrap();
+        assert_eq!(shop.target(10), 8);
+        assert_eq!(shop.target(1), 0);
+    }
 
     #[test]
     fn refill_delay_is_the_missing_cost_over_the_restore_rate() {

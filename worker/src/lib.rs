@@ -5,9 +5,12 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use activities::{ChannelSyncActivities, OrderActivities, metrics::ActivityMetrics};
-use db::{DatabaseSettings, Db, PgPool, ReserverSettings};
-use orchestrator::TemporalSettings;
+use activities::{
+    OrderActivities, ShopSyncActivities,
+    metrics::{ActivityMetrics, SyncMetrics},
+};
+use db::{DatabaseSettings, Db, DbHooks, PgPool, ReserverSettings};
+use orchestrator::{ChannelSyncSettings, Orchestrator, ShopSyncNudger, TemporalSettings};
 use runtime::config::{ConfigError, secs_or, var_or};
 use temporalio_common::telemetry::{
     PrometheusExporterOptions, TelemetryOptions, metrics::CoreMeter,
@@ -24,7 +27,7 @@ use vendors::{
     shopify::{DEFAULT_API_VERSION, ShopSettings, ShopifyClient, shops_from_env},
     wms::{WmsClient, WmsSettings},
 };
-use workflows::{ChannelSyncWorkflow, OrderWorkflow};
+use workflows::{DriftRepairWorkflow, OrderWorkflow, ShopSyncWorkflow};
 
 /// The cause of a set-up failure, as the library reported it.
 type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -51,6 +54,8 @@ pub struct WorkerSettings {
     pub max_concurrent_workflow_tasks: usize,
     /// Where `GET /metrics` is served; `None` runs without metrics.
     pub metrics_addr: Option<SocketAddr>,
+    /// The pace of the shops' syncs and of drift repair.
+    pub channel_sync: ChannelSyncSettings,
 }
 
 impl WorkerSettings {
@@ -69,6 +74,7 @@ impl WorkerSettings {
             max_concurrent_activities: var_or("OMS_WORKER_MAX_ACTIVITIES", 50)?,
             max_concurrent_workflow_tasks: var_or("OMS_WORKER_MAX_WORKFLOW_TASKS", 50)?,
             metrics_addr: metrics_addr_from_env()?,
+            channel_sync: ChannelSyncSettings::from_env()?,
         })
     }
 }
@@ -194,14 +200,32 @@ pub async fn run_with_metrics(
     metrics: Option<WorkerMetrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WorkerError> {
+    // Every change of stock an activity commits nudges the shops' syncs.
+    let shop_names: Vec<String> = settings.shops.iter().map(|s| s.shop.to_string()).collect();
+    let nudger = ShopSyncNudger::spawn(
+        Orchestrator::new(settings.temporal.clone()),
+        shop_names,
+        settings.channel_sync.policy.clone(),
+    );
+    let hook = nudger.clone();
     // The worker reserves whole orders, not single units: no batching queues.
-    let db = Db::new(
+    let db = Db::with_hooks(
         pool,
         &ReserverSettings {
             shards: 1,
             ..ReserverSettings::default()
         },
+        DbHooks {
+            batch_observer: None,
+            stock_changed: Some(Arc::new(move || hook.stock_changed())),
+        },
     );
+    // New shops get a full first sync; shops no longer configured stop.
+    let domains: Vec<_> = settings.shops.iter().map(|s| s.shop.clone()).collect();
+    let fresh = db.register_shops(&domains).await?;
+    if !fresh.is_empty() {
+        tracing::info!(shops = ?fresh, "new shops: every product is queued for them");
+    }
     let wms = WmsClient::new(settings.wms.clone()).map_err(|e| WorkerError::Http(e.into()))?;
     let shops = settings
         .shops
@@ -224,6 +248,12 @@ pub async fn run_with_metrics(
     {
         tracing::warn!(error = %e, "search attributes not registered");
     }
+    orchestrator::ensure_drift_repair_schedule(
+        &client,
+        &settings.temporal.task_queue,
+        settings.channel_sync.drift_repair_every,
+    )
+    .await?;
 
     let telemetry = match &metrics {
         Some(m) => TelemetryOptions::builder().metrics(m.meter.clone()).build(),
@@ -238,6 +268,10 @@ pub async fn run_with_metrics(
     let activity_metrics = metrics
         .as_ref()
         .map(|m| ActivityMetrics::new(m.meter.clone()))
+        .unwrap_or_default();
+    let sync_metrics = metrics
+        .as_ref()
+        .map(|m| SyncMetrics::new(m.meter.clone()))
         .unwrap_or_default();
     let tuner = TunerHolder::builder()
         .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
@@ -256,15 +290,21 @@ pub async fn run_with_metrics(
         .graceful_shutdown_period(Duration::from_secs(20))
         .register_workflow::<OrderWorkflow>()
         .map_err(|e| WorkerError::Sdk(e.into()))?
-        .register_workflow::<ChannelSyncWorkflow>()
+        .register_workflow::<ShopSyncWorkflow>()
+        .map_err(|e| WorkerError::Sdk(e.into()))?
+        .register_workflow::<DriftRepairWorkflow>()
         .map_err(|e| WorkerError::Sdk(e.into()))?
         .register_activities(
             OrderActivities::new(db.clone(), wms).with_metrics(activity_metrics.clone()),
         )
-        .register_activities(ChannelSyncActivities::new(db, shops).with_metrics(activity_metrics))
+        .register_activities(
+            ShopSyncActivities::new(db, shops).with_metrics(activity_metrics, sync_metrics),
+        )
         .build();
     let mut worker =
         Worker::new(&runtime, client, options).map_err(|e| WorkerError::Sdk(e.into()))?;
+    // Every shop's sync runs from now on (started, or found running).
+    nudger.stock_changed();
     let stop = worker.shutdown_handle();
     tokio::spawn(async move {
         shutdown.await;

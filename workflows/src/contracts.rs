@@ -21,6 +21,9 @@ pub mod names {
     pub const TRANSITION_ORDER: &str = "oms.transition_order";
     pub const SELL_ORDER: &str = "oms.sell_order";
     pub const CANCEL_FULFILLMENT: &str = "oms.cancel_fulfillment";
+    pub const SYNC_SHOP: &str = "oms.sync_shop";
+    pub const CHECK_DRIFT: &str = "oms.check_drift";
+    pub const LIST_SHOPS: &str = "oms.list_shops";
 }
 
 /// `ApplicationFailure` type names raised by activities.
@@ -114,7 +117,8 @@ pub struct ReserveOrderInput {
     pub lines: Vec<LineQty>,
 }
 
-/// SKUs whose level the shops must be told.
+/// SKUs whose level the shops must be told: the input of the per-order
+/// sync that orders started before the outbox still run (see `SyncChannels`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncInput {
     /// What caused the sync (an order id, or a fresh id for a stock change):
@@ -194,8 +198,21 @@ activity!(
     ReserveOrder = names::RESERVE_ORDER, ReserveOrderInput => ReserveOutcome
 );
 activity!(
-    /// Pushes the current IN_STOCK of the SKUs to every configured shop.
+    /// Orders started before the outbox push their SKUs' levels themselves;
+    /// today this queues those SKUs for every shop, and the shops' syncs push.
     SyncChannels = names::SYNC_CHANNELS, SyncInput => SyncReport
+);
+activity!(
+    /// Pushes up to a batch of one shop's pending levels in one write.
+    SyncShop = names::SYNC_SHOP, DrainInput => DrainOutcome
+);
+activity!(
+    /// Compares what one shop shows with the OMS and queues what differs.
+    CheckDrift = names::CHECK_DRIFT, DriftInput => DriftReport
+);
+activity!(
+    /// The shops being kept in sync.
+    ListShops = names::LIST_SHOPS, () => Vec<String>
 );
 activity!(
     /// Hands the order to the WMS (idempotent on the order id) and records it.
@@ -217,6 +234,93 @@ activity!(
     /// Asks the warehouse to cancel the order (nothing to do if it never got it).
     CancelFulfillment = names::CANCEL_FULFILLMENT, Uuid => ()
 );
+
+/// How one shop's sync paces itself. Part of its workflow input, so a run
+/// keeps the pace it started with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShopSyncPolicy {
+    /// At most one write per interval, carrying every pending SKU up to
+    /// `batch_size`.
+    pub interval_millis: u64,
+    /// With nothing pending and no nudge, look again after this long (the
+    /// safety net for a nudge that was lost).
+    pub idle_poll_secs: u64,
+    /// Most SKUs per write (Shopify takes at most 250).
+    pub batch_size: u32,
+    /// Longest single drain attempt.
+    pub attempt_timeout_secs: u64,
+    /// Longest wait between attempts while the shop fails (it is down).
+    pub max_retry_interval_millis: u64,
+    /// Drains per run before the workflow continues as new.
+    pub drains_per_run: u32,
+}
+
+impl Default for ShopSyncPolicy {
+    fn default() -> Self {
+        Self {
+            interval_millis: 1_000,
+            idle_poll_secs: 10,
+            batch_size: 250,
+            attempt_timeout_secs: 30,
+            max_retry_interval_millis: 2_000,
+            drains_per_run: 500,
+        }
+    }
+}
+
+/// Input of `ShopSyncWorkflow`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShopSyncInput {
+    /// The shop's domain.
+    pub shop: String,
+    pub policy: ShopSyncPolicy,
+}
+
+/// One drain of a shop's pending levels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainInput {
+    pub shop: String,
+    /// Most SKUs to push.
+    pub batch_size: u32,
+}
+
+/// What a drain did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DrainOutcome {
+    /// Quantities written (0 when the shop already showed every level).
+    pub written: u32,
+    /// Whether changes wait for the next drain.
+    pub pending: bool,
+    /// Wait at least this long before the next drain (the shop's cost
+    /// bucket is low, or the shop refused the writes for good).
+    pub wait_millis: u64,
+    /// Why nothing could be written, when a retry will not help by itself
+    /// (a revoked token, say); it is also recorded for `GET /channels`.
+    pub problem: Option<String>,
+}
+
+/// One shop to check for drift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftInput {
+    pub shop: String,
+}
+
+/// What a drift check found.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DriftReport {
+    pub shop: String,
+    /// Products compared.
+    pub checked: u32,
+    /// Products the shop showed wrongly, now queued to be written back.
+    pub repaired: u32,
+}
+
+/// Input of `DriftRepairWorkflow`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DriftRepairInput {
+    /// Longest single check of one shop.
+    pub attempt_timeout_secs: u64,
+}
 
 /// The order whose reserved units become SOLD, and why (for its history).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

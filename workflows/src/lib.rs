@@ -10,7 +10,10 @@
 pub mod contracts;
 mod order;
 pub mod search;
-mod sync;
+mod shop_sync;
 
 pub use order::{ORDER_WORKFLOW_TYPE, OrderView, OrderWorkflow, OrderWorkflowRun};
-pub use sync::{CHANNEL_SYNC_WORKFLOW_TYPE, ChannelSyncInput, ChannelSyncWorkflow};
+pub use shop_sync::{
+    DRIFT_REPAIR_WORKFLOW_TYPE, DriftRepairWorkflow, SHOP_SYNC_WORKFLOW_TYPE, ShopSyncWorkflow,
+    shop_sync_workflow_id,
+};

@@ -24,6 +24,10 @@ use crate::search;
 /// Pinned workflow type name.
 pub const ORDER_WORKFLOW_TYPE: &str = "oms.OrderWorkflow";
 
+/// Patch marker: runs with it leave channel sync to the outbox and the
+/// shops' syncs; runs without it (started before) push levels themselves.
+const OUTBOX_CHANNEL_SYNC: &str = "channel-sync-outbox";
+
 /// What the `status` query (and the workflow result) tells about an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderView {
@@ -41,8 +45,9 @@ pub struct OrderView {
     pub steps: Vec<String>,
 }
 
-/// One order's saga: record → WMS stock check → reserve all lines → channel
-/// sync ∥ WMS fulfillment → done, or compensate.
+/// One order's saga: record → WMS stock check → reserve all lines (which
+/// queues the new levels for every shop) → WMS fulfillment → done, or
+/// compensate.
 #[workflow]
 pub struct OrderWorkflow {
     input: OrderInput,
@@ -132,16 +137,10 @@ impl OrderWorkflow {
         set_status(ctx, OrderStatus::Reserved);
         step(ctx, format!("reserved {} SKU(s)", skus.len()));
 
-        // A slow or throttled shop must not hold up the warehouse, so both
-        // run at once.
-        let sync = ctx.execute_activity(
-            SyncChannels,
-            SyncInput {
-                reference: order_id,
-                skus: skus.clone(),
-            },
-            remote_opts(&policy, policy.channel_sync_deadline_secs),
-        );
+        // Orders that started before the outbox told the shops themselves;
+        // since then the reservation queued the new levels for every shop in
+        // its own transaction, and each shop's sync pushes them.
+        let legacy_sync = !ctx.patched(OUTBOX_CHANNEL_SYNC);
         let shared: &WorkflowContext<Self> = ctx;
         let submit = async {
             let submitted = shared
@@ -152,8 +151,7 @@ impl OrderWorkflow {
                 )
                 .await;
             // The order is the warehouse's from this moment, as Postgres
-            // already says: status changes are accepted at once, even while a
-            // slow shop keeps channel sync retrying.
+            // already says: status changes are accepted at once.
             if let Ok(FulfillmentAccepted { wms_order_id }) = &submitted {
                 step(
                     shared,
@@ -164,8 +162,23 @@ impl OrderWorkflow {
             }
             submitted
         };
-        let (synced, submitted) = join!(sync, submit);
-        report_sync(ctx, order_id, &policy, synced).await?;
+        let submitted = if legacy_sync {
+            // A slow or throttled shop must not hold up the warehouse, so
+            // both ran at once.
+            let sync = shared.execute_activity(
+                SyncChannels,
+                SyncInput {
+                    reference: order_id,
+                    skus: skus.clone(),
+                },
+                remote_opts(&policy, policy.channel_sync_deadline_secs),
+            );
+            let (synced, submitted) = join!(sync, submit);
+            report_sync(ctx, order_id, &policy, synced).await?;
+            submitted
+        } else {
+            submit.await
+        };
 
         match submitted {
             Ok(_) => {
@@ -300,19 +313,21 @@ async fn apply_change(
                     skus.len()
                 ),
             );
-            let synced = ctx
-                .execute_activity(
-                    SyncChannels,
-                    SyncInput {
-                        reference: order_id,
-                        skus,
-                    },
-                    remote_opts(&policy, policy.channel_sync_deadline_secs),
-                )
-                .await;
-            report_sync(ctx, order_id, &policy, synced)
-                .await
-                .map_err(|e| e.to_string())?;
+            if !ctx.patched(OUTBOX_CHANNEL_SYNC) {
+                let synced = ctx
+                    .execute_activity(
+                        SyncChannels,
+                        SyncInput {
+                            reference: order_id,
+                            skus,
+                        },
+                        remote_opts(&policy, policy.channel_sync_deadline_secs),
+                    )
+                    .await;
+                report_sync(ctx, order_id, &policy, synced)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
             ctx.execute_activity(
                 TransitionOrder,
                 transition(OrderStatus::Cancelled, Some("order_cancelled")),
@@ -397,17 +412,19 @@ async fn compensate(
         .execute_activity(ReleaseOrder, order_id, db_opts(policy))
         .await?;
     step(ctx, format!("released {} SKU(s)", skus.len()));
-    let synced = ctx
-        .execute_activity(
-            SyncChannels,
-            SyncInput {
-                reference: order_id,
-                skus,
-            },
-            remote_opts(policy, policy.channel_sync_deadline_secs),
-        )
-        .await;
-    report_sync(ctx, order_id, policy, synced).await?;
+    if !ctx.patched(OUTBOX_CHANNEL_SYNC) {
+        let synced = ctx
+            .execute_activity(
+                SyncChannels,
+                SyncInput {
+                    reference: order_id,
+                    skus,
+                },
+                remote_opts(policy, policy.channel_sync_deadline_secs),
+            )
+            .await;
+        report_sync(ctx, order_id, policy, synced).await?;
+    }
     let reason = format!("fulfillment failed: {reason}");
     ctx.execute_activity(
         TransitionOrder,

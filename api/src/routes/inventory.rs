@@ -1,6 +1,6 @@
 //! The stock reservation API; the product id is the SKU.
 
-use axum::{Json, extract::State, http::HeaderMap};
+use axum::{Json, extract::State};
 use domain::{ReservationToken, StockLevels, StockQuantity};
 use serde::{Deserialize, Serialize};
 
@@ -39,43 +39,22 @@ pub struct ReservationDto {
 
 #[utoipa::path(patch, path = "/product/{id}/stock", tag = "inventory", params(("id" = String, Path, description = "The product id (SKU)")),
     request_body = SetStockDto,
-    responses((status = 200, description = "The new levels; `x-channel-sync` tells whether the shops are being updated", body = StockLevels),
+    responses((status = 200, description = "The new levels; the new level is queued for every shop", body = StockLevels),
         (status = 400, description = "Malformed id or body", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = crate::error::Problem, content_type = "application/problem+json")))]
-/// Sets IN_STOCK, creating the product if needed; answers the new levels and
-/// starts pushing the new level to every shop. The push is best effort here
-/// (the stock is set either way); `x-channel-sync` says whether it started.
+/// Sets IN_STOCK, creating the product if needed, and answers the new
+/// levels. The new level is queued for every shop in the same transaction;
+/// the shops' syncs push it (see `GET /channels`).
 pub async fn set_stock(
     State(state): State<AppState>,
     ProductId(sku): ProductId,
     JsonBody(body): JsonBody<SetStockDto>,
-) -> Result<(HeaderMap, Json<StockLevels>), ApiError> {
+) -> Result<Json<StockLevels>, ApiError> {
     let stock = StockQuantity::try_from(&body.stock)
         .map_err(|e| ApiError::bad_request("invalid_stock", e.to_string()))?;
     let levels = state.db.set_stock(&sku, stock).await?;
-    let sync = if state.shops.is_empty() {
-        "none"
-    } else {
-        match state
-            .orchestrator
-            .start_channel_sync(
-                sku.as_str(),
-                uuid::Uuid::new_v4(),
-                state.saga_policy.clone(),
-            )
-            .await
-        {
-            Ok(_) => "started",
-            Err(e) => {
-                tracing::warn!(sku = %sku, error = %e, "channel sync not started; the next order's sync will carry the level");
-                "unavailable"
-            }
-        }
-    };
-    tracing::info!(sku = %sku, in_stock = levels.in_stock, channel_sync = sync, "stock set");
-    let mut headers = HeaderMap::new();
-    headers.insert("x-channel-sync", axum::http::HeaderValue::from_static(sync));
-    Ok((headers, Json(levels)))
+    tracing::info!(sku = %sku, in_stock = levels.in_stock, "stock set");
+    Ok(Json(levels))
 }
 
 #[utoipa::path(get, path = "/product/{id}", tag = "inventory", params(("id" = String, Path, description = "The product id (SKU)")),

@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per resource.
 
+pub mod channels;
 pub mod health;
 pub mod inventory;
 pub mod orders;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use vendors::{
     http::ClientError,
-    shopify::{DEFAULT_API_VERSION, Pushed, ShopSettings, ShopifyClient},
+    shopify::{DEFAULT_API_VERSION, LevelWrite, SetOutcome, ShopSettings, ShopifyClient},
     wms::{NewWmsOrder, Recipient, WmsClient, WmsProduct, WmsSettings},
 };
 use wiremock::{
@@ -206,6 +206,7 @@ fn shopify_client(server: &MockServer) -> ShopifyClient {
             admin_url: server.uri(),
             access_token: "shpat-1".to_string().into(),
             location_id: "gid://shopify/Location/9".into(),
+            safety_buffer: 0,
         },
         DEFAULT_API_VERSION,
         Duration::from_secs(2),
@@ -213,12 +214,20 @@ fn shopify_client(server: &MockServer) -> ShopifyClient {
     .unwrap()
 }
 
-fn variant(sku: &str, available: i64) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({"data": {"productVariants": {"nodes": [
-        {"sku": format!("{sku}-OTHER"), "inventoryItem": {"id": "gid://shopify/InventoryItem/999", "inventoryLevel": null}},
-        {"sku": sku, "inventoryItem": {"id": "gid://shopify/InventoryItem/1",
-            "inventoryLevel": {"quantities": [{"name": "available", "quantity": available}]}}}
-    ]}}}))
+fn item(id: u64, sku: &str, available: i64) -> Value {
+    json!({"id": format!("gid://shopify/InventoryItem/{id}"), "sku": sku,
+           "inventoryLevel": {"quantities": [{"name": "available", "quantity": available}]}})
+}
+
+/// A search answer: the variants of `skus` (and a decoy the tokenized
+/// search also finds).
+fn variants(skus: &[(&str, u64, i64)]) -> ResponseTemplate {
+    let mut nodes =
+        vec![json!({"sku": "TSHIRT-OTHER", "inventoryItem": item(999, "TSHIRT-OTHER", 77)})];
+    nodes.extend(skus.iter().map(
+        |(sku, id, available)| json!({"sku": sku, "inventoryItem": item(*id, sku, *available)}),
+    ));
+    ResponseTemplate::new(200).set_body_json(json!({"data": {"productVariants": {"nodes": nodes}}}))
 }
 
 fn set_ok() -> ResponseTemplate {
@@ -226,19 +235,51 @@ fn set_ok() -> ResponseTemplate {
         "inventoryAdjustmentGroup": {"id": "gid://shopify/InventoryAdjustmentGroup/1"}, "userErrors": []}}}))
 }
 
-fn set_error(code: &str) -> ResponseTemplate {
+fn set_error(code: &str, index: usize) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({"data": {"inventorySetQuantities": {
-        "inventoryAdjustmentGroup": null, "userErrors": [{"code": code, "field": ["input"], "message": "no"}]}}}))
+        "inventoryAdjustmentGroup": null,
+        "userErrors": [{"code": code, "field": ["input", "quantities", index.to_string(), "changeFromQuantity"], "message": "no"}]}}}))
+}
+
+async fn bodies(server: &MockServer, operation: &str) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+        .filter(|b| b["query"].as_str().unwrap().contains(operation))
+        .collect()
+}
+
+fn write(sku: &str, id: u64, quantity: i64, change_from: i64) -> LevelWrite {
+    LevelWrite {
+        sku: sku.into(),
+        item_id: format!("gid://shopify/InventoryItem/{id}"),
+        quantity,
+        change_from,
+    }
 }
 
 #[tokio::test]
-async fn shopify_push_sets_the_level_with_compare_and_set_and_an_idempotency_key() {
+async fn shopify_skus_are_searched_once_then_read_by_item_and_written_many_per_call() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(GRAPHQL))
         .and(header("x-shopify-access-token", "shpat-1"))
         .and(body_string_contains("productVariants"))
-        .respond_with(variant("TSHIRT", 12))
+        .respond_with(variants(&[("TSHIRT", 1, 12), ("MUG", 2, 3)]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(GRAPHQL))
+        .and(body_string_contains("nodes(ids"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"data": {"nodes": [item(1, "TSHIRT", 11), item(2, "MUG", 3)]}}),
+            ),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -246,75 +287,71 @@ async fn shopify_push_sets_the_level_with_compare_and_set_and_an_idempotency_key
         .and(path(GRAPHQL))
         .and(body_string_contains("inventorySetQuantities"))
         .respond_with(set_ok())
-        .expect(2)
+        .expect(1)
         .mount(&server)
         .await;
     let client = shopify_client(&server);
-    let reference = Uuid::new_v4();
-    assert_eq!(
-        client.push_level("TSHIRT", 9, reference).await.unwrap(),
-        Pushed::Set
-    );
-    // The item and its level are cached: the next push needs no look-up.
-    assert_eq!(
-        client.push_level("TSHIRT", 8, reference).await.unwrap(),
-        Pushed::Set
-    );
-    assert_eq!(
-        client.push_level("TSHIRT", 8, reference).await.unwrap(),
-        Pushed::AlreadyThere
-    );
+    let skus = vec!["TSHIRT".to_string(), "MUG".to_string()];
+    let first = client.levels(&skus).await.unwrap();
+    // The decoy the search also found is not TSHIRT.
+    assert_eq!(first.found["TSHIRT"].available, 12);
+    assert_eq!(first.found["MUG"].item_id, "gid://shopify/InventoryItem/2");
+    assert!(first.not_sold.is_empty());
+    // Known items are read by id, not searched again.
+    let second = client.levels(&skus).await.unwrap();
+    assert_eq!(second.found["TSHIRT"].available, 11);
 
-    let sets: Vec<Value> = server
-        .received_requests()
+    let key = Uuid::new_v4();
+    let outcome = client
+        .set_levels(
+            &[write("TSHIRT", 1, 9, 11), write("MUG", 2, 0, 3)],
+            "gid://oms/ChannelSync/x",
+            key,
+        )
         .await
-        .unwrap()
-        .iter()
-        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
-        .filter(|b| {
-            b["query"]
-                .as_str()
-                .unwrap()
-                .contains("inventorySetQuantities")
-        })
-        .collect();
-    let q = &sets[0]["variables"]["input"]["quantities"][0];
-    assert_eq!(q["inventoryItemId"], "gid://shopify/InventoryItem/1");
-    assert_eq!(q["locationId"], "gid://shopify/Location/9");
+        .unwrap();
+    assert_eq!(outcome, SetOutcome::Applied);
+    let sets = bodies(&server, "inventorySetQuantities").await;
+    let quantities = sets[0]["variables"]["input"]["quantities"]
+        .as_array()
+        .unwrap();
+    assert_eq!(quantities.len(), 2, "both levels in one call");
     assert_eq!(
-        (q["quantity"].as_i64(), q["changeFromQuantity"].as_i64()),
-        (Some(9), Some(12))
+        quantities[0]["inventoryItemId"],
+        "gid://shopify/InventoryItem/1"
     );
+    assert_eq!(quantities[0]["locationId"], "gid://shopify/Location/9");
     assert_eq!(
-        sets[1]["variables"]["input"]["quantities"][0]["changeFromQuantity"],
-        9
+        (
+            quantities[0]["quantity"].as_i64(),
+            quantities[0]["changeFromQuantity"].as_i64()
+        ),
+        (Some(9), Some(11))
     );
+    assert_eq!(sets[0]["variables"]["key"], key.to_string());
     assert!(
         sets[0]["query"]
             .as_str()
             .unwrap()
-            .contains("@idempotent(key: \"")
+            .contains("@idempotent(key: $key)")
     );
-    assert_ne!(
-        sets[0]["query"], sets[1]["query"],
-        "distinct changes carry distinct keys"
+    let read = bodies(&server, "nodes(ids").await;
+    assert_eq!(
+        read[0]["variables"]["ids"],
+        json!([
+            "gid://shopify/InventoryItem/1",
+            "gid://shopify/InventoryItem/2"
+        ])
     );
 }
 
 #[tokio::test]
-async fn shopify_stale_compare_value_is_reread_and_retried() {
+async fn shopify_stale_and_refused_items_are_named_by_their_index_in_the_batch() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(GRAPHQL))
-        .and(body_string_contains("productVariants"))
-        .respond_with(variant("MUG", 5))
-        .expect(2)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(GRAPHQL))
         .and(body_string_contains("inventorySetQuantities"))
-        .respond_with(set_error("CHANGE_FROM_QUANTITY_STALE"))
+        .respond_with(set_error("CHANGE_FROM_QUANTITY_STALE", 1))
         .up_to_n_times(1)
         .expect(1)
         .mount(&server)
@@ -322,56 +359,52 @@ async fn shopify_stale_compare_value_is_reread_and_retried() {
     Mock::given(method("POST"))
         .and(path(GRAPHQL))
         .and(body_string_contains("inventorySetQuantities"))
-        .respond_with(set_ok())
-        .expect(1)
-        .mount(&server)
-        .await;
-    assert_eq!(
-        shopify_client(&server)
-            .push_level("MUG", 3, Uuid::new_v4())
-            .await
-            .unwrap(),
-        Pushed::Set
-    );
-}
-
-#[tokio::test]
-async fn shopify_user_errors_are_permanent_and_unknown_skus_are_not_sold() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(GRAPHQL))
-        .and(body_string_contains("productVariants"))
-        .and(body_string_contains("GONE"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"productVariants": {"nodes": [
-            {"sku": "GONE-2", "inventoryItem": {"id": "gid://shopify/InventoryItem/5", "inventoryLevel": null}}]}}})))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(GRAPHQL))
-        .and(body_string_contains("productVariants"))
-        .respond_with(variant("CAP", 1))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(GRAPHQL))
-        .and(body_string_contains("inventorySetQuantities"))
-        .respond_with(set_error("ITEM_NOT_STOCKED_AT_LOCATION"))
+        .respond_with(set_error("ITEM_NOT_STOCKED_AT_LOCATION", 0))
         .expect(1)
         .mount(&server)
         .await;
     let client = shopify_client(&server);
+    let writes = [write("A", 1, 1, 2), write("B", 2, 5, 6)];
     assert_eq!(
-        client.push_level("GONE", 1, Uuid::new_v4()).await.unwrap(),
-        Pushed::NotSold
+        client
+            .set_levels(&writes, "r", Uuid::new_v4())
+            .await
+            .unwrap(),
+        SetOutcome::Stale(vec![1])
     );
-    let err = client
-        .push_level("CAP", 4, Uuid::new_v4())
+    match client
+        .set_levels(&writes, "r", Uuid::new_v4())
         .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ClientError::Permanent { message, .. } if message.contains("ITEM_NOT_STOCKED_AT_LOCATION")),
-        "{err:?}"
-    );
+        .unwrap()
+    {
+        SetOutcome::Refused(items) => {
+            assert_eq!(items.len(), 1);
+            assert_eq!(items[0].0, 0);
+            assert!(
+                items[0].1.contains("ITEM_NOT_STOCKED_AT_LOCATION"),
+                "{items:?}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn shopify_a_sku_only_other_variants_match_is_not_sold_and_not_searched_again() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(GRAPHQL))
+        .and(body_string_contains("productVariants"))
+        .respond_with(variants(&[]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = shopify_client(&server);
+    for _ in 0..2 {
+        let levels = client.levels(&["TSHIRT".to_string()]).await.unwrap();
+        assert!(levels.found.is_empty());
+        assert_eq!(levels.not_sold, ["TSHIRT"]);
+    }
 }
 
 #[tokio::test]
@@ -411,7 +444,7 @@ async fn shopify_throttling_and_server_errors_are_retryable_with_the_right_delay
             .mount(&server)
             .await;
         let err = shopify_client(&server)
-            .push_level("ANY", 1, Uuid::new_v4())
+            .levels(&["ANY".to_string()])
             .await
             .unwrap_err();
         assert!(expected(&err), "unexpected classification: {err:?}");

@@ -35,6 +35,7 @@ async fn the_openapi_document_describes_every_route(pool: PgPool) {
         "POST /product/{id}/unreserve",
         "POST /product/{id}/sold",
         "GET /products",
+        "GET /channels",
         "POST /orders",
         "GET /orders",
         "GET /orders/{id}",

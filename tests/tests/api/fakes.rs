@@ -1,96 +1,61 @@
-//! Stand-ins for the external systems, served by wiremock: a Shopify store's
-//! Admin GraphQL inventory endpoint and the WMS inventory read.
+//! Stand-ins for the external systems, served by wiremock: a Shopify shop's
+//! Admin GraphQL endpoint and the WMS inventory read.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{Arc, Mutex},
 };
 
-use serde_json::{Value, json};
+use serde_json::json;
+use simulator::{ShopMode, ShopModel, Stats};
 use wiremock::{Request, Respond, ResponseTemplate};
 
-/// A store's inventory at one location, answering the two GraphQL
-/// operations the OMS sends (look-up by SKU, `inventorySetQuantities` with
-/// compare-and-set).
+/// A Shopify shop served by wiremock: the simulator's model of one shop
+/// (the same one `make run` serves), so the tests and the local stack meet
+/// the same Shopify behaviour, and wiremock still records every request.
 #[derive(Clone, Default)]
-pub struct FakeShopifyStore {
-    state: Arc<Mutex<StoreState>>,
+pub struct FakeShop {
+    model: Arc<Mutex<ShopModel>>,
 }
 
-#[derive(Default)]
-struct StoreState {
-    available: HashMap<String, i64>,
-    /// SKUs the store does not sell.
-    not_sold: HashSet<String>,
-    /// Every successful set, in order: (SKU, quantity).
-    sets: Vec<(String, i64)>,
-}
-
-impl FakeShopifyStore {
-    /// Sets the store's own idea of the available quantity (e.g. drift).
+impl FakeShop {
+    /// Changes what the shop shows behind the OMS's back (drift).
     pub fn set_available(&self, sku: &str, quantity: i64) {
-        self.state
-            .lock()
-            .unwrap()
-            .available
-            .insert(sku.into(), quantity);
+        self.model.lock().unwrap().set_available(sku, quantity);
     }
 
     pub fn available(&self, sku: &str) -> Option<i64> {
-        self.state.lock().unwrap().available.get(sku).copied()
+        self.model.lock().unwrap().available(sku)
     }
 
+    /// Every quantity written, in order: (SKU, quantity).
     pub fn sets(&self) -> Vec<(String, i64)> {
-        self.state.lock().unwrap().sets.clone()
+        self.model
+            .lock()
+            .unwrap()
+            .log()
+            .iter()
+            .map(|s| (s.sku.clone(), s.quantity))
+            .collect()
     }
 
     pub fn does_not_sell(&self, sku: &str) {
-        self.state.lock().unwrap().not_sold.insert(sku.into());
+        self.model.lock().unwrap().stop_selling(sku);
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.model.lock().unwrap().stats()
+    }
+
+    pub fn set_mode(&self, mode: ShopMode) {
+        self.model.lock().unwrap().mode = mode;
     }
 }
 
-impl Respond for FakeShopifyStore {
+impl Respond for FakeShop {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
-        let query = body["query"].as_str().unwrap_or_default();
-        let mut state = self.state.lock().unwrap();
-        if query.contains("productVariants") {
-            let q = body["variables"]["q"].as_str().unwrap_or_default();
-            let sku = q.trim_start_matches("sku:").trim_matches('"').to_string();
-            if state.not_sold.contains(&sku) {
-                return ResponseTemplate::new(200)
-                    .set_body_json(json!({"data": {"productVariants": {"nodes": []}}}));
-            }
-            let quantity = *state.available.entry(sku.clone()).or_insert(0);
-            return ResponseTemplate::new(200).set_body_json(json!({"data": {"productVariants": {"nodes": [{
-                "sku": sku,
-                "inventoryItem": {"id": format!("gid://shopify/InventoryItem/{sku}"),
-                    "inventoryLevel": {"quantities": [{"name": "available", "quantity": quantity}]}}
-            }]}}}));
-        }
-        if query.contains("inventorySetQuantities") {
-            let q = &body["variables"]["input"]["quantities"][0];
-            let sku = q["inventoryItemId"]
-                .as_str()
-                .unwrap_or_default()
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            let current = state.available.get(&sku).copied().unwrap_or(0);
-            if q["changeFromQuantity"].as_i64() != Some(current) {
-                return ResponseTemplate::new(200).set_body_json(json!({"data": {"inventorySetQuantities": {
-                    "inventoryAdjustmentGroup": null,
-                    "userErrors": [{"code": "CHANGE_FROM_QUANTITY_STALE", "field": ["input"], "message": "stale"}]}}}));
-            }
-            let quantity = q["quantity"].as_i64().unwrap_or_default();
-            state.available.insert(sku.clone(), quantity);
-            state.sets.push((sku, quantity));
-            return ResponseTemplate::new(200).set_body_json(json!({"data": {"inventorySetQuantities": {
-                "inventoryAdjustmentGroup": {"id": "gid://shopify/InventoryAdjustmentGroup/1"}, "userErrors": []}}}));
-        }
-        ResponseTemplate::new(400)
-            .set_body_json(json!({"errors": [{"message": "unexpected operation"}]}))
+        let (status, body) = self.model.lock().unwrap().graphql(&request.body);
+        ResponseTemplate::new(status.as_u16()).set_body_json(body)
     }
 }
 

@@ -34,6 +34,7 @@ pub fn test_settings() -> Settings {
         temporal_ui_url: "http://localhost:8233".into(),
         // Concurrency tests send hundreds of requests from one address.
         limits: api::LimitSettings::unlimited(),
+        channel_sync: Default::default(),
     }
 }
 

@@ -20,7 +20,7 @@ use crate::{
 
 /// The value of the series `name` whose labels include all of `labels`;
 /// `None` when no such series is exposed.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .find(|l| {
@@ -35,7 +35,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .map(|(_, v)| v.parse().unwrap())
 }
 
-async fn scrape(url: &str) -> String {
+pub async fn scrape(url: &str) -> String {
     let r = reqwest::get(url).await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(
@@ -154,7 +154,20 @@ async fn worker_metrics_report_activity_outcomes_beside_the_sdk_series(pool: PgP
                 .await,
             "FAILED"
         );
-        scrape(&url).await
+        // The workflow completes a moment after its last activity recorded
+        // FAILED: scrape until the SDK has counted it.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = scrape(&url).await;
+            if text
+                .lines()
+                .any(|l| l.starts_with("temporal_workflow_completed_total"))
+                || Instant::now() >= deadline
+            {
+                break text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     })
     .await;
 

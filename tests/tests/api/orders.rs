@@ -370,7 +370,7 @@ async fn cancelling_before_shipping_cancels_the_warehouse_order_releases_and_res
     with_worker(env.worker.clone(), pool.clone(), async {
         let id = place_until_fulfillment_requested(&env, "cancel-1", &[("CANCEL", 4)]).await;
         for shop in &env.shops {
-            env.eventually("store at 2", || shop.fake.available("CANCEL") == Some(2))
+            env.eventually("shop at 2", || shop.fake.available("CANCEL") == Some(2))
                 .await;
         }
         let cancelled = patch_status(&env.app, &id, "CANCELLED").await;
@@ -380,7 +380,7 @@ async fn cancelling_before_shipping_cancels_the_warehouse_order_releases_and_res
         assert_eq!(cancelled["reservations"][0]["state"], "RELEASED");
         assert_eq!(env.app.levels("CANCEL").await, (6, 0, 0));
         for shop in &env.shops {
-            env.eventually("store re-synced to 6", || {
+            env.eventually("shop re-synced to 6", || {
                 shop.fake.available("CANCEL") == Some(6)
             })
             .await;
@@ -400,17 +400,17 @@ async fn cancelling_before_shipping_cancels_the_warehouse_order_releases_and_res
     .await;
 }
 
-/// A store that answers correctly, but slowly.
-struct SlowStore(crate::fakes::FakeShopifyStore, std::time::Duration);
+/// A shop that answers correctly, but slowly.
+struct SlowShop(crate::fakes::FakeShop, std::time::Duration);
 
-impl wiremock::Respond for SlowStore {
+impl wiremock::Respond for SlowShop {
     fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
         wiremock::Respond::respond(&self.0, request).set_delay(self.1)
     }
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR")]
-async fn an_order_can_be_cancelled_as_soon_as_the_warehouse_has_it_while_a_slow_store_still_syncs(
+async fn an_order_can_be_cancelled_as_soon_as_the_warehouse_has_it_while_a_slow_shop_still_syncs(
     pool: PgPool,
 ) {
     let env = saga_env(pool.clone()).await;
@@ -420,7 +420,7 @@ async fn an_order_can_be_cancelled_as_soon_as_the_warehouse_has_it_while_a_slow_
     // order's channel sync is still running when the WMS has accepted it.
     let slow = &env.shops[1];
     Mock::given(method("POST"))
-        .respond_with(SlowStore(
+        .respond_with(SlowShop(
             slow.fake.clone(),
             std::time::Duration::from_millis(1_500),
         ))
@@ -435,7 +435,7 @@ async fn an_order_can_be_cancelled_as_soon_as_the_warehouse_has_it_while_a_slow_
         let cancelled = patch_status(&env.app, &id, "CANCELLED").await;
         assert_eq!(cancelled.status(), 200, "{:?}", cancelled.text().await);
         assert_eq!(env.app.levels("SLOWSYNC").await, (5, 0, 0));
-        env.eventually("slow store re-synced to 5", || {
+        env.eventually("slow shop re-synced to 5", || {
             slow.fake.available("SLOWSYNC") == Some(5)
         })
         .await;

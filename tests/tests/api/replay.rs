@@ -3,9 +3,11 @@
 //! code as it is now: a change that would make a running order fail with a
 //! nondeterminism error fails here first.
 //!
-//! The committed fixtures in `tests/fixtures/histories/` were recorded from
-//! real runs (`OMS_RECORD_HISTORIES=1 cargo test -p tests replay`); keep the
-//! old ones when the workflow changes, and add new ones beside them.
+//! The committed fixtures in `tests/fixtures/histories/<generation>/` were
+//! recorded from real runs of the workflow code of their generation
+//! (`OMS_RECORD_HISTORIES=<generation> cargo test -p tests --test api replay`
+//! writes the current code's runs into that folder). When workflow code
+//! changes, keep every older generation and record a new one beside them.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -21,7 +23,11 @@ use wiremock::{
     Mock, ResponseTemplate,
     matchers::{body_string_contains, method, path, path_regex},
 };
-use workflows::{OrderWorkflow, contracts::OrderInput};
+use workflows::{
+    DriftRepairWorkflow, OrderWorkflow, ShopSyncWorkflow,
+    contracts::{DriftRepairInput, OrderInput},
+    shop_sync_workflow_id,
+};
 
 use crate::{
     saga_support::{SagaEnv, saga_env, wms_accepts},
@@ -37,24 +43,32 @@ fn replayer() -> WorkflowReplayer {
         WorkflowReplayerOptions::new()
             .register_workflow::<OrderWorkflow>()
             .unwrap()
+            .register_workflow::<ShopSyncWorkflow>()
+            .unwrap()
+            .register_workflow::<DriftRepairWorkflow>()
+            .unwrap()
             .build(),
     )
     .unwrap()
 }
 
-/// The committed histories, by file name.
+/// The committed histories of every generation, as `generation/name`.
 fn committed() -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(fixtures_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
+    let mut files = Vec::new();
+    for generation in std::fs::read_dir(fixtures_dir()).unwrap() {
+        let generation = generation.unwrap().path();
+        for file in std::fs::read_dir(&generation).unwrap() {
+            let path = file.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let name = format!(
+                    "{}/{}",
+                    generation.file_name().unwrap().to_string_lossy(),
+                    path.file_name().unwrap().to_string_lossy()
+                );
+                files.push((name, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
     files.sort();
     files
 }
@@ -108,7 +122,7 @@ async fn a_workflow_change_that_breaks_replay_is_caught() {
     .unwrap();
     let (name, bytes) = committed()
         .into_iter()
-        .find(|(n, _)| n.contains("shipped"))
+        .find(|(n, _)| n.contains("order-shipped"))
         .expect("the shipment fixture");
     let result = replayer
         .replay_workflow(WorkflowHistory::from_json(&bytes).unwrap())
@@ -224,7 +238,38 @@ async fn representative_order_runs_replay_against_the_code_that_ran_them(pool: P
         let (_, wf) = api_order_at_the_warehouse(&env, "replay-open", "SHIPME").await;
         runs.push(("order-open-at-warehouse", wf));
 
-        let record = std::env::var("OMS_RECORD_HISTORIES").is_ok_and(|v| v == "1");
+        // A shop's sync after all of that (still running), and a drift repair.
+        env.wait_until_every_change_is_pushed().await;
+        runs.push((
+            "shop-sync-running",
+            shop_sync_workflow_id(
+                &env.worker.temporal.task_queue,
+                crate::saga_support::SHOPS[0],
+            ),
+        ));
+        env.shops[0].fake.set_available("SHIPME", 99);
+        let drift_id = format!("replay-drift-{}", uuid::Uuid::new_v4());
+        let reports = client
+            .start_workflow(
+                DriftRepairWorkflow::run,
+                DriftRepairInput {
+                    attempt_timeout_secs: 60,
+                },
+                temporalio_client::WorkflowStartOptions::new(
+                    env.worker.temporal.task_queue.clone(),
+                    drift_id.clone(),
+                )
+                .build(),
+            )
+            .await
+            .unwrap()
+            .get_result(Default::default())
+            .await
+            .unwrap();
+        assert!(reports.iter().any(|r| r.repaired == 1), "{reports:?}");
+        runs.push(("drift-repair", drift_id));
+
+        let generation = std::env::var("OMS_RECORD_HISTORIES").ok();
         let replayer = replayer();
         for (name, workflow_id) in runs {
             let handle = client.get_workflow_handle::<OrderWorkflow>(workflow_id.clone());
@@ -235,8 +280,10 @@ async fn representative_order_runs_replay_against_the_code_that_ran_them(pool: P
             if let Err(e) = replayer.replay_workflow(history).await {
                 panic!("{name} ({workflow_id}) does not replay: {e:?}");
             }
-            if record {
-                std::fs::write(fixtures_dir().join(format!("{name}.json")), &json).unwrap();
+            if let Some(generation) = &generation {
+                let dir = fixtures_dir().join(generation);
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(dir.join(format!("{name}.json")), &json).unwrap();
             }
         }
     })

@@ -1,5 +1,5 @@
 //! A whole OMS for one test: API + in-process worker + dev server, with two
-//! fake Shopify stores and a fake WMS on wiremock.
+//! Shopify shops and a fake WMS on wiremock.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +7,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use db::DatabaseSettings;
 use domain::{Channel, ShopDomain, order_id_for};
 use hmac::{Hmac, Mac};
-use orchestrator::TemporalSettings;
+use orchestrator::{ChannelSyncSettings, TemporalSettings};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use sqlx::PgPool;
@@ -21,10 +21,10 @@ use wiremock::{
     matchers::{method, path},
 };
 use worker::WorkerSettings;
-use workflows::contracts::SagaPolicy;
+use workflows::contracts::{SagaPolicy, ShopSyncPolicy};
 
 use crate::{
-    fakes::{FakeShopifyStore, FakeWmsInventory},
+    fakes::{FakeShop, FakeWmsInventory},
     helpers::{TestApp, spawn_app_with, test_settings},
     temporal::dev_server,
 };
@@ -35,7 +35,7 @@ pub const SHOPS: [&str; 2] = ["store-a.myshopify.com", "store-b.myshopify.com"];
 pub struct Shop {
     pub domain: String,
     pub server: MockServer,
-    pub fake: FakeShopifyStore,
+    pub fake: FakeShop,
 }
 
 pub struct SagaEnv {
@@ -58,8 +58,34 @@ pub fn fast_policy() -> SagaPolicy {
     }
 }
 
+/// Shop syncs that write every 100 ms and look every second when idle; drift
+/// repair runs only when a test asks.
+pub fn fast_channel_sync() -> ChannelSyncSettings {
+    ChannelSyncSettings {
+        policy: ShopSyncPolicy {
+            interval_millis: 100,
+            idle_poll_secs: 1,
+            max_retry_interval_millis: 300,
+            attempt_timeout_secs: 5,
+            ..ShopSyncPolicy::default()
+        },
+        drift_repair_every: None,
+    }
+}
+
 /// Builds the environment; the WMS order endpoint is left for the test to mock.
 pub async fn saga_env(pool: PgPool) -> SagaEnv {
+    saga_env_with(pool, |_| {}).await
+}
+
+/// [`saga_env`] with the API's settings adjusted by `adjust` (the worker's
+/// stay as they are; change `env.worker` before starting it).
+pub async fn saga_env_with(pool: PgPool, adjust: impl FnOnce(&mut api::Settings)) -> SagaEnv {
+    // `OMS_TEST_LOG=info cargo test …` shows what the API and worker log.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("OMS_TEST_LOG"))
+        .with_test_writer()
+        .try_init();
     let wms = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/wms/inventory-level"))
@@ -69,7 +95,7 @@ pub async fn saga_env(pool: PgPool) -> SagaEnv {
     let mut shops = Vec::new();
     for domain in SHOPS {
         let server = MockServer::start().await;
-        let fake = FakeShopifyStore::default();
+        let fake = FakeShop::default();
         Mock::given(method("POST"))
             .and(path(format!(
                 "/admin/api/{DEFAULT_API_VERSION}/graphql.json"
@@ -91,6 +117,7 @@ pub async fn saga_env(pool: PgPool) -> SagaEnv {
             admin_url: s.server.uri(),
             access_token: "shpat-test".to_string().into(),
             location_id: "gid://shopify/Location/1".into(),
+            safety_buffer: 0,
         })
         .collect();
     let temporal = TemporalSettings {
@@ -102,6 +129,8 @@ pub async fn saga_env(pool: PgPool) -> SagaEnv {
     settings.temporal = temporal.clone();
     settings.shops = shop_settings.clone();
     settings.saga_policy = fast_policy();
+    settings.channel_sync = fast_channel_sync();
+    adjust(&mut settings);
     let app = spawn_app_with(pool.clone(), settings).await;
     let worker = WorkerSettings {
         temporal,
@@ -119,6 +148,7 @@ pub async fn saga_env(pool: PgPool) -> SagaEnv {
         max_concurrent_workflow_tasks: 20,
         // Tests that scrape it start their own on port 0.
         metrics_addr: None,
+        channel_sync: fast_channel_sync(),
     };
     SagaEnv {
         app,
@@ -243,6 +273,25 @@ impl SagaEnv {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !check() {
             assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until no change waits for any shop (the outbox is empty).
+    pub async fn wait_until_every_change_is_pushed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM channel_sync_outbox")
+                .fetch_one(&self.pool)
+                .await
+                .unwrap();
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{pending} change(s) never pushed"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
