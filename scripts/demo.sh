@@ -45,14 +45,36 @@ wait_order() {
   psql "$DATABASE_URL" -c "SELECT h.from_status, h.to_status, h.reason FROM order_status_history h JOIN orders o ON o.id = h.order_id WHERE o.shop_domain = '$SHOP' AND o.external_id = '$1' ORDER BY h.id" >&2
 }
 
+# wait_shops SKU: waits (up to 10 s) until both shops show the OMS's IN_STOCK of SKU.
+wait_shops() {
+  local want
+  want=$(curl -s "$B/product/$1" | sed -E 's/.*"IN_STOCK":([0-9]+).*/\1/')
+  for _ in $(seq 1 50); do
+    a=$(curl -s "$SIM/shops/store-a.myshopify.com/inventory" | python3 -c "import json,sys; print(json.load(sys.stdin).get('$1'))")
+    b=$(curl -s "$SIM/shops/store-b.myshopify.com/inventory" | python3 -c "import json,sys; print(json.load(sys.stdin).get('$1'))")
+    [ "$a" = "$want" ] && [ "$b" = "$want" ] && return 0
+    sleep 0.2
+  done
+  log "shops not at $want yet (a=$a b=$b); see $B/channels"
+}
+
 ID=$(date +%s%N | cut -c1-16)
 step "A signed Shopify orders/create webhook for 2 × $SKU (order $ID)"
 show "send_order $ID 2"
 wait_order "$ID"
 show "curl -s $B/product/$SKU"
-step "Channel sync: both stores now show the new available level"
+step "Channel sync: both shops now show the new available level"
+wait_shops "$SKU"
 show "curl -s $SIM/shops/store-a.myshopify.com/inventory"
 show "curl -s $SIM/shops/store-b.myshopify.com/inventory"
+
+step "Every change of stock reaches the shops, not only orders: five reserves through the stock API"
+for _ in 1 2 3 4 5; do curl -s -o /dev/null -X POST "$B/product/$SKU/reserve"; done
+show "curl -s $B/product/$SKU"
+wait_shops "$SKU"
+show "curl -s $SIM/shops/store-b.myshopify.com/inventory"
+show "curl -s $B/channels"
+show "curl -s $SIM/shops/store-b.myshopify.com/stats"
 log "workflow in the Temporal UI: http://localhost:$TEMPORAL_UI_PORT/namespaces/default/workflows/order:shopify:$SHOP:$ID"
 
 ID2=$((ID + 1))

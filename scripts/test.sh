@@ -22,6 +22,11 @@ elif python3 -c 'import yaml; yaml.safe_load(open("docker-compose.yml"))' 2>/dev
 else
   log "no compose client and no PyYAML: compose file not validated here"
 fi
+# Prometheus' configuration and alert rules must at least parse.
+if python3 -c 'import yaml' 2>/dev/null; then
+  python3 -c 'import sys, yaml; [yaml.safe_load(open(f)) for f in sys.argv[1:]]' \
+    config/prometheus.yml config/alerts.yml
+fi
 log "cargo fmt --check"
 cargo fmt --all --check
 log "cargo clippy"

@@ -6,17 +6,24 @@ use temporalio_sdk::{ApplicationFailure, activities::ActivityError};
 use vendors::http::ClientError;
 use workflows::contracts::error_types;
 
-/// Database failures: what a retry can fix (the database is down, a batch
-/// failed) is retried; bad order state is permanent.
+/// Database failures: what a retry can fix (the database is down, a
+/// transaction lost a race) is retried; bad order state and data the
+/// database refuses are permanent.
 pub(crate) fn db_failure(e: DbError) -> ActivityError {
     if e.is_transient() {
         tracing::warn!(error = %e, "database step failed; Temporal will retry");
         return ActivityError::application(ApplicationFailure::builder(e.to_string()).build());
     }
-    tracing::error!(error = %e, "order is not in a state this step can handle");
+    let kind = if matches!(e, DbError::Database(_)) {
+        tracing::error!(error = %e, "the database refused this step's data for good");
+        error_types::INVALID_DATA
+    } else {
+        tracing::error!(error = %e, "order is not in a state this step can handle");
+        error_types::INVALID_STATE
+    };
     ActivityError::application(
         ApplicationFailure::builder(e.to_string())
-            .type_name(error_types::INVALID_STATE.to_string())
+            .type_name(kind.to_string())
             .non_retryable(true)
             .build(),
     )
@@ -48,6 +55,23 @@ pub(crate) fn client_failure(e: ClientError, permanent_type: &str) -> ActivityEr
         }
     };
     ActivityError::application(failure)
+}
+
+/// Client failures of a step that must not give up (settling a failed
+/// submit: until the warehouse answers, nothing may be released): every
+/// failure is retried, a rate limit after the server's delay.
+pub(crate) fn retry_until_answered(e: ClientError) -> ActivityError {
+    let delay = match &e {
+        ClientError::RateLimited { retry_after, .. } => *retry_after,
+        _ => None,
+    };
+    tracing::warn!(error = %e, "no answer yet; Temporal will retry");
+    ActivityError::application(
+        ApplicationFailure::builder(e.to_string())
+            .type_name("Unavailable".to_string())
+            .maybe_next_retry_delay(delay)
+            .build(),
+    )
 }
 
 #[cfg(test)]
@@ -99,6 +123,16 @@ mod tests {
         ));
         assert!(!f.is_non_retryable());
         assert_eq!(f.next_retry_delay(), None);
+    }
+
+    #[test]
+    fn a_step_that_must_not_give_up_retries_even_a_refusal() {
+        let f = failure(retry_until_answered(ClientError::Permanent {
+            service: "wms",
+            status: 401,
+            message: "bad token".into(),
+        }));
+        assert!(!f.is_non_retryable());
     }
 
     #[test]

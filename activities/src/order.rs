@@ -10,14 +10,15 @@ use domain::OrderStatus;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use uuid::Uuid;
+use vendors::http::ClientError;
 use vendors::wms::{NewWmsOrder, Recipient, RecipientAddress, WmsClient, WmsProduct};
 use workflows::contracts::{
-    self, FulfillmentAccepted, LineProblem, LineQty, OrderInput, Recorded, ReserveOrderInput,
-    ReserveOutcome, Sale, Transition, error_types,
+    self, Adoption, Claim, Compensation, FulfillmentAccepted, LineProblem, LineQty, OrderInput,
+    Recorded, ReserveOrderInput, ReserveOutcome, Sale, Transition, WarehouseCheck, error_types,
 };
 
 use crate::{
-    failure::{client_failure, db_failure},
+    failure::{client_failure, db_failure, retry_until_answered},
     metrics::ActivityMetrics,
     observe::observed,
 };
@@ -294,6 +295,81 @@ impl OrderActivities {
             Ok(())
         };
         observed(&self.metrics, &ctx, Some(order_id), work).await
+    }
+
+    /// RESERVED → COMPENSATING, unless the warehouse's acceptance was
+    /// recorded first.
+    #[activity(definition = contracts::ClaimCompensation)]
+    pub async fn claim_compensation(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: Compensation,
+    ) -> Result<Claim, ActivityError> {
+        let work = async {
+            let claim = match self
+                .db
+                .claim_compensation(input.order_id, &input.reason)
+                .await
+                .map_err(db_failure)?
+            {
+                Some(wms_order_id) => Claim::Accepted { wms_order_id },
+                None => Claim::Claimed,
+            };
+            tracing::info!(?claim, "compensation claimed");
+            Ok(claim)
+        };
+        observed(&self.metrics, &ctx, Some(input.order_id), work).await
+    }
+
+    /// Asks the warehouse whether it has the order; cancels it if so.
+    #[activity(definition = contracts::SettleWithWarehouse)]
+    pub async fn settle_with_warehouse(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        order_id: Uuid,
+    ) -> Result<WarehouseCheck, ActivityError> {
+        let work = async {
+            let Some(wms_order_id) = self
+                .wms
+                .find_order(&order_id.to_string())
+                .await
+                .map_err(retry_until_answered)?
+            else {
+                return Ok(WarehouseCheck::Absent);
+            };
+            match self.wms.cancel_order(&wms_order_id).await {
+                Ok(()) => {
+                    tracing::warn!(wms.order_id = %wms_order_id, "the warehouse had the order after all; cancelled");
+                    Ok(WarehouseCheck::Cancelled { wms_order_id })
+                }
+                Err(ClientError::Permanent { message, .. }) => {
+                    tracing::warn!(wms.order_id = %wms_order_id, "the warehouse keeps the order");
+                    Ok(WarehouseCheck::Kept {
+                        wms_order_id,
+                        reason: message,
+                    })
+                }
+                // Until the warehouse answers, nothing may be released.
+                Err(e) => Err(retry_until_answered(e)),
+            }
+        };
+        observed(&self.metrics, &ctx, Some(order_id), work).await
+    }
+
+    /// COMPENSATING → FULFILLMENT_REQUESTED: the warehouse keeps the order.
+    #[activity(definition = contracts::AdoptFulfillment)]
+    pub async fn adopt_fulfillment(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: Adoption,
+    ) -> Result<(), ActivityError> {
+        let work = async {
+            self.db
+                .adopt_fulfillment(input.order_id, &input.wms_order_id, &input.reason)
+                .await
+                .map_err(db_failure)
+        };
+        observed(&self.metrics, &ctx, Some(input.order_id), work).await
     }
 
     /// Status move, history and notification.

@@ -118,6 +118,7 @@ impl ApiError {
                 "invalid_status"
             }
             DomainError::UnknownChannel(_) => "invalid_channel",
+            DomainError::InvalidPrice(_) => "invalid_price",
             DomainError::InvalidShopDomain(_) => "invalid_shop_domain",
         };
         Self::bad_request(code, err.to_string())
@@ -176,6 +177,16 @@ impl ApiError {
                     S::NOT_FOUND,
                     "reservation_not_found",
                     "Reservation not found",
+                ),
+                DbError::StockTotalTooLarge { .. } => (
+                    S::CONFLICT,
+                    "stock_total_too_large",
+                    "Stock total too large",
+                ),
+                DbError::ReservationHeldByOrder(_) => (
+                    S::CONFLICT,
+                    "reservation_held_by_order",
+                    "Reservation held by an order",
                 ),
                 DbError::ReservationConsumed(_) => (
                     S::CONFLICT,

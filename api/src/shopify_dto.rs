@@ -10,7 +10,7 @@
 
 use chrono::DateTime;
 use domain::Address;
-use domain::{Channel, ShopDomain, order_id_for};
+use domain::{Channel, Price, ShopDomain, order_id_for, text_problem};
 use serde::Deserialize;
 use workflows::contracts::{LineInput, OrderInput, SagaPolicy};
 
@@ -66,6 +66,15 @@ pub fn map_order(
         .and_then(|dto| dto.into_order(shop, request_id, policy))
 }
 
+/// Refuses text Postgres or the warehouse cannot take, naming the field
+/// (never the value: it may be customer data).
+fn text(field: &str, value: Option<&str>, max: usize) -> Result<(), MappingError> {
+    match value.and_then(|v| text_problem(v, max)) {
+        Some(problem) => Err(MappingError::Invalid(format!("{field} {problem}"))),
+        None => Ok(()),
+    }
+}
+
 /// What mapping a parsed payload can conclude besides an order.
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
@@ -98,6 +107,8 @@ impl ShopifyOrderDto {
             ),
             None => None,
         };
+        text("name", self.name.as_deref(), 100)?;
+        text("currency", self.currency.as_deref(), 3)?;
         let mut lines = Vec::new();
         for (i, item) in self.line_items.into_iter().enumerate() {
             let line_no = i32::try_from(i + 1).unwrap_or(i32::MAX);
@@ -113,17 +124,43 @@ impl ShopifyOrderDto {
                         item.quantity
                     ))
                 })?;
+            // A SKU that breaks the SKU rules is kept for the saga to reject
+            // with its reason; one Postgres cannot even store is refused here.
+            let field = |name: &str| format!("line_items[{}].{name}", line_no - 1);
+            text(&field("sku"), item.sku.as_deref(), 255)?;
+            text(&field("title"), item.title.as_deref(), 500)?;
+            let unit_price = item
+                .price
+                .map(|p| {
+                    Price::parse(&p)
+                        .map_err(|e| MappingError::Invalid(format!("{}: {e}", field("price"))))
+                })
+                .transpose()?;
             lines.push(LineInput {
                 line_no,
                 sku: item.sku.unwrap_or_default(),
                 quantity,
-                unit_price: item.price.filter(|p| p.parse::<f64>().is_ok()),
+                unit_price: unit_price.map(|p| p.as_str().to_string()),
                 external_line_id: item.id.map(|id| id.to_string()),
                 title: item.title,
             });
         }
         if lines.is_empty() {
             return Err(MappingError::NothingToShip);
+        }
+        if let Some(a) = &self.shipping_address {
+            for (name, value, max) in [
+                ("name", &a.name, 255),
+                ("address1", &a.address1, 255),
+                ("address2", &a.address2, 255),
+                ("city", &a.city, 255),
+                ("province_code", &a.province_code, 10),
+                ("zip", &a.zip, 20),
+                ("country_code", &a.country_code, 2),
+                ("phone", &a.phone, 50),
+            ] {
+                text(&format!("shipping_address.{name}"), value.as_deref(), max)?;
+            }
         }
         let external_id = self.id.to_string();
         Ok(OrderInput {
@@ -183,6 +220,30 @@ mod tests {
             order.placed_at.as_deref(),
             Some("2026-11-22T10:00:00-05:00")
         );
+    }
+
+    #[test]
+    fn dead_letters_text_postgres_cannot_store_and_prices_that_do_not_fit() {
+        for (payload, field) in [
+            (
+                r#"{"id": 1, "line_items": [{"sku": "A\u0000B", "quantity": 1}]}"#,
+                "line_items[0].sku",
+            ),
+            (
+                r#"{"id": 1, "line_items": [{"sku": "A", "quantity": 1, "price": "99999999999999.99"}]}"#,
+                "line_items[0].price",
+            ),
+            (
+                r#"{"id": 1, "line_items": [{"sku": "A", "quantity": 1}], "shipping_address": {"name": "Ada\u0000"}}"#,
+                "shipping_address.name",
+            ),
+        ] {
+            let dto: ShopifyOrderDto = serde_json::from_str(payload).unwrap();
+            match dto.into_order(&shop(), None, SagaPolicy::default()) {
+                Err(MappingError::Invalid(reason)) => assert!(reason.contains(field), "{reason}"),
+                other => panic!("{payload}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -1,13 +1,21 @@
 //! `oms-bench`: measures reserve throughput of the API and compares it with
-//! what Postgres alone does per request, in the same run on the same server.
+//! what Postgres alone does per request, in the same run on the same server;
+//! and, on the whole stack, what channel sync costs the shops.
 //!
-//! It starts the release `oms-api` itself (twice: with group commit, and with
-//! batches of one as the per-request HTTP baseline), drives it with
-//! `--concurrency` clients, runs pgbench with the per-request SQL, checks that
-//! nothing was oversold, and writes a Markdown report.
+//! It starts the release `oms-api` itself (with group commit, with and
+//! without shops to queue changes for, and with batches of one as the
+//! per-request HTTP baseline), drives it with `--concurrency` clients, runs
+//! pgbench with the per-request SQL, checks that nothing was oversold, runs
+//! the channel-sync scenarios when given the worker, simulator and Temporal
+//! CLI, and writes a Markdown report.
 //!
 //! Usage: `oms-bench --api-bin target/release/oms-api --database-url URL
-//!         [--concurrency 64] [--seconds 10] [--out BENCHMARKS.md]`
+//!         [--concurrency 64] [--seconds 10] [--out BENCHMARKS.md]
+//!         [--baseline-api-bin OLD_OMS_API]
+//!         [--worker-bin W --simulator-bin S --temporal-cli T --channel-database-url URL
+//!          --burst-orders 1000 --latency-samples 40 --outage-secs 120]`
+
+mod channel;
 
 use std::{
     fmt::Write as _,
@@ -31,6 +39,15 @@ struct Args {
     seconds: u64,
     out: Option<PathBuf>,
     port: u16,
+    /// An older `oms-api` to measure the hot SKU with, in the same run.
+    baseline_api_bin: Option<PathBuf>,
+    worker_bin: Option<PathBuf>,
+    simulator_bin: Option<PathBuf>,
+    temporal_cli: Option<PathBuf>,
+    channel_database_url: Option<String>,
+    burst_orders: usize,
+    latency_samples: usize,
+    outage_secs: u64,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -41,6 +58,14 @@ fn parse_args() -> anyhow::Result<Args> {
         seconds: 10,
         out: None,
         port: 18080,
+        baseline_api_bin: None,
+        worker_bin: None,
+        simulator_bin: None,
+        temporal_cli: None,
+        channel_database_url: None,
+        burst_orders: 1_000,
+        latency_samples: 40,
+        outage_secs: 120,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,6 +77,14 @@ fn parse_args() -> anyhow::Result<Args> {
             "--seconds" => args.seconds = value()?.parse()?,
             "--out" => args.out = Some(value()?.into()),
             "--port" => args.port = value()?.parse()?,
+            "--baseline-api-bin" => args.baseline_api_bin = Some(value()?.into()),
+            "--worker-bin" => args.worker_bin = Some(value()?.into()),
+            "--simulator-bin" => args.simulator_bin = Some(value()?.into()),
+            "--temporal-cli" => args.temporal_cli = Some(value()?.into()),
+            "--channel-database-url" => args.channel_database_url = Some(value()?),
+            "--burst-orders" => args.burst_orders = value()?.parse()?,
+            "--latency-samples" => args.latency_samples = value()?.parse()?,
+            "--outage-secs" => args.outage_secs = value()?.parse()?,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -90,7 +123,15 @@ impl Drop for Api {
 }
 
 async fn start_api(args: &Args, max_batch: usize) -> anyhow::Result<Api> {
-    let child = Command::new(&args.api_bin)
+    start_api_bin(args, &args.api_bin, max_batch).await
+}
+
+async fn start_api_bin(
+    args: &Args,
+    bin: &std::path::Path,
+    max_batch: usize,
+) -> anyhow::Result<Api> {
+    let child = Command::new(bin)
         .env("DATABASE_URL", &args.database_url)
         .env("OMS_API_ADDR", format!("127.0.0.1:{}", args.port))
         .env("OMS_RESERVE_MAX_BATCH", max_batch.to_string())
@@ -102,7 +143,7 @@ async fn start_api(args: &Args, max_batch: usize) -> anyhow::Result<Api> {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .with_context(|| format!("starting {}", args.api_bin.display()))?;
+        .with_context(|| format!("starting {}", bin.display()))?;
     let mut api = Api {
         child,
         base: format!("http://127.0.0.1:{}", args.port),
@@ -352,6 +393,27 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let hot_check = check_no_oversell(&pool, "BENCH-HOT", STOCK, hot.ok).await?;
 
+    // Queueing for the shops costs the reserver one upsert per shop per
+    // batch, in the statement it already runs. Measured against the same
+    // binary with no shops registered, alternating so drift in the machine
+    // falls on both: no shops, two shops, no shops, two shops.
+    let mut outbox_runs: Vec<(bool, Load)> = Vec::new();
+    for (i, shops) in [false, true, false, true].into_iter().enumerate() {
+        sqlx::query("DELETE FROM shops").execute(&pool).await?;
+        if shops {
+            sqlx::query("INSERT INTO shops (shop) VALUES ('bench-a.myshopify.com'), ('bench-b.myshopify.com')")
+                .execute(&pool)
+                .await?;
+        }
+        let sku = format!("BENCH-HOTQ-{i}");
+        set_stock(&client, &api.base, &sku, STOCK).await?;
+        eprintln!("hot SKU, {} shops registered …", if shops { 2 } else { 0 });
+        let run = load(&api.base, c, args.seconds, Arc::new(vec![sku.clone()])).await?;
+        check_no_oversell(&pool, &sku, STOCK, run.ok).await?;
+        outbox_runs.push((shops, run));
+    }
+    sqlx::query("DELETE FROM shops").execute(&pool).await?;
+
     let spread: Vec<String> = (0..1000).map(|i| format!("BENCH-SPREAD-{i:04}")).collect();
     for sku in &spread {
         set_stock(&client, &api.base, sku, 1_000_000).await?;
@@ -369,6 +431,25 @@ async fn main() -> anyhow::Result<()> {
     }
     let scarce_check = check_no_oversell(&pool, "BENCH-SCARCE", 5_000, scarce.ok).await?;
     drop(api);
+
+    // --- The previous release, if given: the hot SKU before the outbox.
+    let baseline = match &args.baseline_api_bin {
+        Some(bin) => {
+            let api = start_api_bin(&args, bin, 512).await?;
+            set_stock(&client, &api.base, "BENCH-HOTB", STOCK).await?;
+            eprintln!("hot SKU, baseline binary {} …", bin.display());
+            let run = load(
+                &api.base,
+                c,
+                args.seconds,
+                Arc::new(vec!["BENCH-HOTB".into()]),
+            )
+            .await?;
+            check_no_oversell(&pool, "BENCH-HOTB", STOCK, run.ok).await?;
+            Some(run)
+        }
+        None => None,
+    };
 
     // --- Per-request through HTTP: the same binary with batches of one.
     let api = start_api(&args, 1).await?;
@@ -435,6 +516,28 @@ async fn main() -> anyhow::Result<()> {
         &format!("{spread_prefix}{}", cte(ours.0, ours.1, spread_sku)),
         c,
     )?;
+
+    let channel = match (
+        &args.worker_bin,
+        &args.simulator_bin,
+        &args.temporal_cli,
+        &args.channel_database_url,
+    ) {
+        (Some(worker), Some(simulator), Some(temporal), Some(db)) => Some(
+            channel::run(&channel::ChannelArgs {
+                api_bin: args.api_bin.clone(),
+                worker_bin: worker.clone(),
+                simulator_bin: simulator.clone(),
+                temporal_cli: temporal.clone(),
+                database_url: db.clone(),
+                burst_orders: args.burst_orders,
+                latency_samples: args.latency_samples,
+                outage_secs: args.outage_secs,
+            })
+            .await?,
+        ),
+        _ => None,
+    };
 
     let pg_hot_best = pg_hot_tx.max(pg_hot_cte).max(pg_min_tx).max(pg_min_cte);
     let ratio_hot = hot.rps() / pg_hot_best;
@@ -526,6 +629,52 @@ async fn main() -> anyhow::Result<()> {
         md,
         "- Hot SKU: group commit / batches of one, both through HTTP = {ratio_batching:.2}×"
     )?;
+    writeln!(md, "\n## Queueing changes for the shops (same run)\n")?;
+    writeln!(
+        md,
+        "Every reserve batch also queues its SKU for each registered shop, in the statement that grants it. Same binary, alternating runs of {} s:\n",
+        args.seconds
+    )?;
+    writeln!(md, "| Hot SKU, group commit | Reserves/s | p99 ms |")?;
+    writeln!(md, "|---|---:|---:|")?;
+    for (shops, run) in &outbox_runs {
+        writeln!(
+            md,
+            "| {} | {:.0} | {:.2} |",
+            if *shops {
+                "2 shops registered"
+            } else {
+                "no shops"
+            },
+            run.rps(),
+            run.pct_ms(0.99)
+        )?;
+    }
+    let mean = |with: bool| {
+        let runs: Vec<f64> = outbox_runs
+            .iter()
+            .filter(|(s, _)| *s == with)
+            .map(|(_, r)| r.rps())
+            .collect();
+        runs.iter().sum::<f64>() / runs.len().max(1) as f64
+    };
+    writeln!(
+        md,
+        "\n- **With 2 shops / without = {:.2}×** (means of two runs each)",
+        mean(true) / mean(false)
+    )?;
+    if let Some(b) = &baseline {
+        writeln!(
+            md,
+            "- Previous release (before the outbox), same run: {:.0} reserves/s, p99 {:.2} ms; this release with 2 shops / previous = {:.2}×",
+            b.rps(),
+            b.pct_ms(0.99),
+            mean(true) / b.rps()
+        )?;
+    }
+    if let Some(ch) = &channel {
+        write_channel(&mut md, ch)?;
+    }
     writeln!(md, "\n## Correctness checks (same run)\n")?;
     writeln!(md, "- Hot SKU: {hot_check}")?;
     writeln!(md, "- 1,000 SKUs: {wide_check}")?;
@@ -542,5 +691,55 @@ async fn main() -> anyhow::Result<()> {
         )?;
         eprintln!("wrote {}", out.display());
     }
+    Ok(())
+}
+
+fn write_channel(md: &mut String, ch: &channel::ChannelReport) -> anyhow::Result<()> {
+    let interval = channel::INTERVAL.as_secs_f64();
+    writeln!(md, "\n## Channel sync on the whole stack (same run)\n")?;
+    writeln!(
+        md,
+        "Temporal dev server, simulator (two shops, WMS), one `oms-worker`, one `oms-api`; drain interval {interval} s.\n"
+    )?;
+    writeln!(
+        md,
+        "**Burst.** {} one-unit orders on one SKU through signed webhooks, half from each shop: all at the warehouse after {:.1} s, both shops at Postgres' level after {:.1} s.\n",
+        ch.burst_orders,
+        ch.burst.as_secs_f64(),
+        ch.converged.as_secs_f64()
+    )?;
+    let bound = (ch.converged.as_secs_f64() / interval).ceil() + 2.0;
+    writeln!(
+        md,
+        "| Shop | Write calls | Bound (seconds ÷ interval + 2) | Calls per order | Level shown |"
+    )?;
+    writeln!(md, "|---|---:|---:|---:|---:|")?;
+    for ((shop, writes), (_, level)) in ch.writes.iter().zip(&ch.shop_levels) {
+        writeln!(
+            md,
+            "| {shop} | {writes} | {bound:.0} | {:.3} | {level} (Postgres: {}) |",
+            *writes as f64 / ch.burst_orders as f64,
+            ch.final_level
+        )?;
+    }
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q);
+    writeln!(
+        md,
+        "\n**Latency.** {} single stock changes, timed from the API's answer until both shops showed the new level: p50 {} ms, p99 {} ms, max {} ms (target: p99 ≤ interval + 1 s = {} ms).\n",
+        ch.latency_ms.len(),
+        ms(&ch.latency_ms, 0.5),
+        ms(&ch.latency_ms, 0.99),
+        ch.latency_ms.max(),
+        (interval * 1000.0) as u64 + 1000
+    )?;
+    writeln!(
+        md,
+        "**A shop down for {:.0} s.** The other shop meanwhile: {} changes, p50 {} ms, p99 {} ms. The shop that was down showed the current level {} ms after it answered again (target: within one interval, plus the retry pacing).",
+        ch.outage.as_secs_f64(),
+        ch.outage_latency_ms.len(),
+        ms(&ch.outage_latency_ms, 0.5),
+        ms(&ch.outage_latency_ms, 0.99),
+        ch.recovery.as_millis()
+    )?;
     Ok(())
 }

@@ -21,9 +21,27 @@ pub enum DbError {
     /// The token is unknown, or belongs to another product.
     #[error("no reservation with this token exists for this product")]
     ReservationNotFound,
+    /// The reservation belongs to an order: only the order's workflow may
+    /// end it (cancel or ship the order instead).
+    #[error(
+        "this reservation belongs to order {0}; it is released or sold through the order (PATCH /orders/{0}/status)"
+    )]
+    ReservationHeldByOrder(Uuid),
     /// The token was already released, sold or expired.
     #[error("the reservation was already used: it is {0}")]
     ReservationConsumed(ReservationState),
+    /// Setting this level would make the product's units (IN_STOCK +
+    /// RESERVED + SOLD) exceed what its counters hold.
+    #[error(
+        "product `{sku}` holds {held} reserved and sold units; IN_STOCK may be at most {max}",
+        max = i64::from(i32::MAX) - held
+    )]
+    StockTotalTooLarge {
+        /// The product.
+        sku: Sku,
+        /// Its RESERVED + SOLD.
+        held: i64,
+    },
     /// No order with this id exists.
     #[error("order {0} does not exist")]
     OrderNotFound(Uuid),
@@ -69,15 +87,58 @@ impl DbError {
     /// that decides it: activities turn the rest into non-retryable failures.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::BatchFailed | Self::ShuttingDown | Self::Database(_) => true,
+            Self::BatchFailed | Self::ShuttingDown => true,
+            Self::Database(e) => is_transient(e),
             Self::ProductNotFound(_)
             | Self::OutOfStock { .. }
             | Self::ReservationNotFound
+            | Self::ReservationHeldByOrder(_)
             | Self::ReservationConsumed(_)
+            | Self::StockTotalTooLarge { .. }
             | Self::OrderNotFound(_)
             | Self::IllegalTransition { .. }
             | Self::Corrupt(_)
             | Self::Migrate(_) => false,
         }
+    }
+}
+
+/// Whether a failed statement may succeed when tried again: the connection
+/// or the server's resources failed, or the transaction lost a race
+/// (serialization failure, deadlock). Data and constraint errors, and
+/// mistakes in the SQL, fail the same way every time.
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.code().is_none_or(|code| {
+            let code = code.as_ref();
+            // 08: connection exception; 53: insufficient resources; 57P0x:
+            // the server is shutting down or starting; 58: system (I/O)
+            // error; 40001 / 40P01: serialization failure, deadlock;
+            // 55P03: lock not available; 57014: statement timeout.
+            ["08", "53", "58", "57P"]
+                .iter()
+                .any(|p| code.starts_with(p))
+                || ["40001", "40P01", "55P03", "57014"].contains(&code)
+        }),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_is_transient_and_a_data_error_is_not() {
+        assert!(DbError::Database(sqlx::Error::PoolTimedOut).is_transient());
+        assert!(DbError::BatchFailed.is_transient());
+        assert!(!DbError::Database(sqlx::Error::RowNotFound).is_transient());
+        assert!(!DbError::Corrupt("x".into()).is_transient());
     }
 }

@@ -14,24 +14,31 @@ impl Db {
         request_hash: &str,
         order_id: Uuid,
     ) -> Result<bool, DbError> {
-        let stored: String = sqlx::query_scalar(
-            r#"
-            WITH ins AS (
-                INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($1, $2, $3)
-                ON CONFLICT (key) DO NOTHING
-                RETURNING request_hash
-            )
-            SELECT request_hash FROM ins
-            UNION ALL
-            SELECT request_hash FROM idempotency_keys WHERE key = $1
-            LIMIT 1
-            "#,
+        // Two statements on purpose. When another request is claiming the
+        // same key at this moment, the INSERT waits for its transaction and
+        // then does nothing; only a statement that starts after that (a new
+        // snapshot) can see the row it committed.
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO NOTHING",
         )
         .bind(key)
         .bind(request_hash)
         .bind(order_id)
-        .fetch_one(&self.pool)
-        .await?;
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            return Ok(true);
+        }
+        let stored: String =
+            sqlx::query_scalar("SELECT request_hash FROM idempotency_keys WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?
+                // Keys are never deleted: one that conflicted exists.
+                .ok_or_else(|| DbError::Corrupt(format!("idempotency key {key:?} vanished")))?;
         Ok(stored == request_hash)
     }
 }

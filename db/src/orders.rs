@@ -308,20 +308,7 @@ impl Db {
                 .await?;
         }
         if let Some(kind) = notify {
-            let message = reason.unwrap_or(kind);
-            sqlx::query(
-                r#"
-                INSERT INTO notifications (order_id, kind, message)
-                SELECT $1, $2, $3
-                WHERE NOT EXISTS (SELECT 1 FROM notifications WHERE order_id = $1 AND kind = $2 AND message = $3)
-                "#,
-            )
-            .bind(order_id)
-            .bind(kind)
-            .bind(message)
-            .execute(&mut *tx)
-            .await?;
-            tracing::warn!(order.id = %order_id, kind, "operator notification recorded");
+            record_notification(&mut tx, order_id, kind, reason.unwrap_or(kind)).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -366,6 +353,14 @@ impl Db {
     ) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
         let from = status_for_update(&mut tx, order_id).await?;
+        // Only from RESERVED: an order the saga is compensating is not
+        // marked accepted by a submit attempt that outlived its deadline.
+        if from != OrderStatus::FulfillmentRequested && from != OrderStatus::Reserved {
+            return Err(DbError::IllegalTransition {
+                from,
+                to: OrderStatus::FulfillmentRequested,
+            });
+        }
         if from != OrderStatus::FulfillmentRequested {
             sqlx::query("UPDATE orders SET wms_order_id = $2 WHERE id = $1")
                 .bind(order_id)
@@ -380,6 +375,77 @@ impl Db {
                 Some(&format!("wms order {wms_order_id}")),
             )
             .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The submit failed for good: RESERVED → COMPENSATING, so that no late
+    /// submit attempt can mark the order accepted any more. If one did so
+    /// first, the order stays FULFILLMENT_REQUESTED and its warehouse id is
+    /// returned. A retry finds COMPENSATING and claims again.
+    pub async fn claim_compensation(
+        &self,
+        order_id: Uuid,
+        reason: &str,
+    ) -> Result<Option<String>, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let from = status_for_update(&mut tx, order_id).await?;
+        match from {
+            OrderStatus::FulfillmentRequested => {
+                let wms: Option<String> =
+                    sqlx::query_scalar("SELECT wms_order_id FROM orders WHERE id = $1")
+                        .bind(order_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                tx.commit().await?;
+                return wms
+                    .map(Some)
+                    .ok_or_else(|| DbError::Corrupt(format!("order {order_id} has no wms id")));
+            }
+            OrderStatus::Compensating => {}
+            _ => {
+                set_status(
+                    &mut tx,
+                    order_id,
+                    from,
+                    OrderStatus::Compensating,
+                    Some(reason),
+                )
+                .await?
+            }
+        }
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    /// The warehouse keeps an order the saga had given up on:
+    /// COMPENSATING → FULFILLMENT_REQUESTED with its id, and an operator
+    /// notification (the order took the long way).
+    pub async fn adopt_fulfillment(
+        &self,
+        order_id: Uuid,
+        wms_order_id: &str,
+        reason: &str,
+    ) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        let from = status_for_update(&mut tx, order_id).await?;
+        if from != OrderStatus::FulfillmentRequested {
+            sqlx::query("UPDATE orders SET wms_order_id = $2 WHERE id = $1")
+                .bind(order_id)
+                .bind(wms_order_id)
+                .execute(&mut *tx)
+                .await?;
+            let why = format!("the warehouse keeps wms order {wms_order_id}: {reason}");
+            set_status(
+                &mut tx,
+                order_id,
+                from,
+                OrderStatus::FulfillmentRequested,
+                Some(&why),
+            )
+            .await?;
+            record_notification(&mut tx, order_id, "fulfillment_kept_by_warehouse", &why).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -497,6 +563,29 @@ async fn end_reservations(
     let refs: Vec<&str> = skus.iter().map(String::as_str).collect();
     mark_changed(tx, &refs).await?;
     Ok(skus)
+}
+
+/// Records an operator notification of `kind` (once per message).
+async fn record_notification(
+    tx: &mut Transaction<'_, Postgres>,
+    order_id: Uuid,
+    kind: &str,
+    message: &str,
+) -> Result<(), DbError> {
+    sqlx::query(
+        r#"
+        INSERT INTO notifications (order_id, kind, message)
+        SELECT $1, $2, $3
+        WHERE NOT EXISTS (SELECT 1 FROM notifications WHERE order_id = $1 AND kind = $2 AND message = $3)
+        "#,
+    )
+    .bind(order_id)
+    .bind(kind)
+    .bind(message)
+    .execute(&mut **tx)
+    .await?;
+    tracing::warn!(order.id = %order_id, kind, "operator notification recorded");
+    Ok(())
 }
 
 async fn set_status(

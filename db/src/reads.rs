@@ -90,12 +90,11 @@ pub struct OrderLine {
     pub title: Option<String>,
 }
 
-/// One reservation of the order.
+/// One reservation of the order. Its token is not shown: an order's units
+/// are released or sold through the order, never with a token.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderReservation {
-    /// Reservation token.
-    pub token: Uuid,
     /// Product.
     pub sku: String,
     /// Units.
@@ -173,7 +172,7 @@ impl Db {
         .fetch_all(&self.pool)
         .await?;
         let reservations = sqlx::query_as(
-            "SELECT token, sku, quantity, state, created_at, consumed_at FROM reservations WHERE order_id = $1 ORDER BY created_at, sku",
+            "SELECT sku, quantity, state, created_at, consumed_at FROM reservations WHERE order_id = $1 ORDER BY created_at, sku",
         )
         .bind(id)
         .fetch_all(&self.pool)

@@ -33,6 +33,22 @@ impl Db {
     /// the same transaction.
     pub async fn set_stock(&self, sku: &Sku, stock: StockQuantity) -> Result<StockLevels, DbError> {
         let mut tx = begin_stock_change(&self.pool).await?;
+        // The three counters of a product hold its units together: a level
+        // that would overflow them is refused with the room that is left.
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT reserved::int8 + sold FROM products WHERE sku = $1 FOR UPDATE",
+        )
+        .bind(sku.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(held) = held
+            && i64::from(stock.get()) + held > i64::from(i32::MAX)
+        {
+            return Err(DbError::StockTotalTooLarge {
+                sku: sku.clone(),
+                held,
+            });
+        }
         let row: LevelsRow = sqlx::query_as(
             r#"
             INSERT INTO products (sku, in_stock) VALUES ($1, $2)
@@ -120,9 +136,10 @@ impl Db {
         sku: &Sku,
         token: ReservationToken,
     ) -> Result<DbError, DbError> {
-        let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+        type Row = (Option<String>, Option<String>, Option<uuid::Uuid>);
+        let row: Option<Row> = sqlx::query_as(
             r#"
-            SELECT p.sku, r.state
+            SELECT p.sku, r.state, r.order_id
             FROM products p
             LEFT JOIN reservations r ON r.token = $1 AND r.sku = p.sku
             WHERE p.sku = $2
@@ -134,10 +151,13 @@ impl Db {
         .await?;
         Ok(match row {
             None => DbError::ProductNotFound(sku.clone()),
-            Some((_, None)) => DbError::ReservationNotFound,
-            Some((_, Some(state))) => match state.parse() {
-                Ok(state) => DbError::ReservationConsumed(state),
-                Err(_) => DbError::ReservationNotFound,
+            Some((_, None, _)) => DbError::ReservationNotFound,
+            Some((_, Some(state), order)) => match (state.parse(), order) {
+                (Ok(ReservationState::Reserved), Some(order)) => {
+                    DbError::ReservationHeldByOrder(order)
+                }
+                (Ok(state), _) => DbError::ReservationConsumed(state),
+                (Err(_), _) => DbError::ReservationNotFound,
             },
         })
     }
@@ -170,7 +190,8 @@ static CONSUME: LazyLock<String> = LazyLock::new(|| {
         WITH r AS (
             UPDATE reservations
             SET state = $3, consumed_at = now()
-            WHERE token = $1 AND sku = $2 AND state = 'RESERVED'
+            -- An order's units are ended by its workflow only.
+            WHERE token = $1 AND sku = $2 AND state = 'RESERVED' AND order_id IS NULL
             RETURNING sku, quantity
         ),
         queued AS ({mark}),

@@ -11,6 +11,9 @@ pub enum DomainError {
     /// A quantity was out of its allowed range or not a whole number.
     #[error("invalid quantity: {0}")]
     InvalidQuantity(String),
+    /// A price does not fit (or is not a decimal number).
+    #[error("invalid price: {0}")]
+    InvalidPrice(String),
     /// A reservation token was not a UUID.
     #[error("invalid reservation token: {0}")]
     InvalidReservationToken(String),

@@ -12,6 +12,7 @@ mod quantity;
 mod reservation;
 mod sku;
 mod stock;
+mod text;
 
 pub use address::Address;
 pub use allocation::{LineProblem, LineQty, ReserveOutcome};
@@ -21,3 +22,4 @@ pub use quantity::{Quantity, StockQuantity};
 pub use reservation::{ReservationState, ReservationToken};
 pub use sku::Sku;
 pub use stock::StockLevels;
+pub use text::{Price, text_problem};

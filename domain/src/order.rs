@@ -65,6 +65,11 @@ pub enum OrderStatus {
     Received,
     /// Every line's stock is reserved.
     Reserved,
+    /// The warehouse did not take the order; the saga is finding out
+    /// whether it has it after all (an answer lost on the way) and undoing
+    /// the reservation. It ends FAILED, or FULFILLMENT_REQUESTED when the
+    /// warehouse has the order and keeps it.
+    Compensating,
     /// The warehouse accepted the fulfillment request.
     FulfillmentRequested,
     /// The warehouse shipped it; reserved units became SOLD.
@@ -81,9 +86,10 @@ pub enum OrderStatus {
 
 impl OrderStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Received,
         Self::Reserved,
+        Self::Compensating,
         Self::FulfillmentRequested,
         Self::Shipped,
         Self::Delivered,
@@ -97,6 +103,7 @@ impl OrderStatus {
         match self {
             Self::Received => "RECEIVED",
             Self::Reserved => "RESERVED",
+            Self::Compensating => "COMPENSATING",
             Self::FulfillmentRequested => "FULFILLMENT_REQUESTED",
             Self::Shipped => "SHIPPED",
             Self::Delivered => "DELIVERED",
@@ -111,7 +118,13 @@ impl OrderStatus {
         use OrderStatus as S;
         match self {
             S::Received => &[S::Reserved, S::Rejected, S::Cancelled],
-            S::Reserved => &[S::FulfillmentRequested, S::Failed, S::Cancelled],
+            S::Reserved => &[
+                S::FulfillmentRequested,
+                S::Compensating,
+                S::Failed,
+                S::Cancelled,
+            ],
+            S::Compensating => &[S::Failed, S::FulfillmentRequested],
             S::FulfillmentRequested => &[S::Shipped, S::Cancelled],
             S::Shipped => &[S::Delivered],
             S::Delivered | S::Cancelled | S::Rejected | S::Failed => &[],

@@ -246,7 +246,8 @@ impl WmsClient {
         Err(ClientError::from_status(SERVICE, response).await)
     }
 
-    async fn existing_order_id(&self, reference: &str) -> Result<String, ClientError> {
+    /// The id of the warehouse's order with our `reference`, if it has one.
+    pub async fn find_order(&self, reference: &str) -> Result<Option<String>, ClientError> {
         let response = self
             .request(reqwest::Method::GET, "order")
             .query(&[("ReferenceIds", reference)])
@@ -261,11 +262,14 @@ impl WmsClient {
                 service: SERVICE,
                 message: format!("unreadable order list: {e}"),
             })?;
+        Ok(orders.first().map(|o| id_text(&o.id)))
+    }
+
+    async fn existing_order_id(&self, reference: &str) -> Result<String, ClientError> {
         // The WMS said the reference exists; if the lookup cannot see it yet,
         // asking again later is right.
-        orders
-            .first()
-            .map(|o| id_text(&o.id))
+        self.find_order(reference)
+            .await?
             .ok_or_else(|| ClientError::Transient {
                 service: SERVICE,
                 message: format!(

@@ -24,6 +24,9 @@ pub mod names {
     pub const SYNC_SHOP: &str = "oms.sync_shop";
     pub const CHECK_DRIFT: &str = "oms.check_drift";
     pub const LIST_SHOPS: &str = "oms.list_shops";
+    pub const CLAIM_COMPENSATION: &str = "oms.claim_compensation";
+    pub const SETTLE_WITH_WAREHOUSE: &str = "oms.settle_with_warehouse";
+    pub const ADOPT_FULFILLMENT: &str = "oms.adopt_fulfillment";
 }
 
 /// `ApplicationFailure` type names raised by activities.
@@ -34,6 +37,9 @@ pub mod error_types {
     pub const SHOPIFY_REJECTED: &str = "ShopifyRejected";
     /// The data needed is not where it must be (e.g. the order row vanished).
     pub const INVALID_STATE: &str = "InvalidState";
+    /// The database refused the data for good (a value out of range, a
+    /// broken constraint): retrying cannot help.
+    pub const INVALID_DATA: &str = "InvalidData";
 }
 
 /// One order line as received. The SKU is kept raw (it may be empty): the
@@ -215,6 +221,20 @@ activity!(
     ListShops = names::LIST_SHOPS, () => Vec<String>
 );
 activity!(
+    /// The submit failed for good: RESERVED → COMPENSATING, unless the
+    /// warehouse's acceptance was recorded first.
+    ClaimCompensation = names::CLAIM_COMPENSATION, Compensation => Claim
+);
+activity!(
+    /// Asks the warehouse whether it has the order after all, and cancels it
+    /// there if it does.
+    SettleWithWarehouse = names::SETTLE_WITH_WAREHOUSE, Uuid => WarehouseCheck
+);
+activity!(
+    /// The warehouse has the order and keeps it: COMPENSATING → FULFILLMENT_REQUESTED.
+    AdoptFulfillment = names::ADOPT_FULFILLMENT, Adoption => ()
+);
+activity!(
     /// Hands the order to the WMS (idempotent on the order id) and records it.
     SubmitFulfillment = names::SUBMIT_FULFILLMENT, Uuid => FulfillmentAccepted
 );
@@ -320,6 +340,46 @@ pub struct DriftReport {
 pub struct DriftRepairInput {
     /// Longest single check of one shop.
     pub attempt_timeout_secs: u64,
+}
+
+/// An order whose submit failed for good, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compensation {
+    pub order_id: Uuid,
+    pub reason: String,
+}
+
+/// Who decided the order's fate: the compensation, or the warehouse's
+/// acceptance recorded a moment before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Claim {
+    /// The order is COMPENSATING: no late submit can mark it accepted now.
+    Claimed,
+    /// A submit attempt recorded the warehouse's acceptance first.
+    Accepted { wms_order_id: String },
+}
+
+/// What the warehouse had of an order the saga gave up submitting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WarehouseCheck {
+    /// It never got the order.
+    Absent,
+    /// It had the order and cancelled it.
+    Cancelled { wms_order_id: String },
+    /// It has the order and will not cancel it (picked, shipped): the order
+    /// goes on, and its units stay reserved.
+    Kept {
+        wms_order_id: String,
+        reason: String,
+    },
+}
+
+/// The warehouse keeps an order the saga had given up on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adoption {
+    pub order_id: Uuid,
+    pub wms_order_id: String,
+    pub reason: String,
 }
 
 /// The order whose reserved units become SOLD, and why (for its history).

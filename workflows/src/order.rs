@@ -14,10 +14,11 @@ use temporalio_workflow::{
 use uuid::Uuid;
 
 use crate::contracts::{
-    CancelFulfillment, CheckWmsStock, FulfillmentAccepted, LineProblem, LineQty, OrderInput,
-    RecordOrder, ReleaseOrder, ReserveOrder, ReserveOrderInput, ReserveOutcome, SagaPolicy, Sale,
-    SellOrder, StatusChange, SubmitFulfillment, SyncChannels, SyncInput, SyncReport, Transition,
-    TransitionOrder, error_types,
+    AdoptFulfillment, Adoption, CancelFulfillment, CheckWmsStock, Claim, ClaimCompensation,
+    Compensation, FulfillmentAccepted, LineProblem, LineQty, OrderInput, RecordOrder, ReleaseOrder,
+    ReserveOrder, ReserveOrderInput, ReserveOutcome, SagaPolicy, Sale, SellOrder,
+    SettleWithWarehouse, StatusChange, SubmitFulfillment, SyncChannels, SyncInput, SyncReport,
+    Transition, TransitionOrder, WarehouseCheck, error_types,
 };
 use crate::search;
 
@@ -27,6 +28,10 @@ pub const ORDER_WORKFLOW_TYPE: &str = "oms.OrderWorkflow";
 /// Patch marker: runs with it leave channel sync to the outbox and the
 /// shops' syncs; runs without it (started before) push levels themselves.
 const OUTBOX_CHANNEL_SYNC: &str = "channel-sync-outbox";
+
+/// Patch marker: runs with it settle a failed submit with the warehouse
+/// before they release anything; runs without it release at once.
+const SETTLE_FAILED_SUBMIT: &str = "settle-failed-submit";
 
 /// What the `status` query (and the workflow result) tells about an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,7 +194,18 @@ impl OrderWorkflow {
                 Ok(view(ctx))
             }
             Err(e) => {
-                let failed = compensate(ctx, order_id, &policy, failure_text(&e)).await?;
+                let reason = failure_text(&e);
+                if ctx.patched(SETTLE_FAILED_SUBMIT)
+                    && let Some(kept) = settle(ctx, order_id, &policy, &reason).await?
+                {
+                    // The warehouse has the order after all: it goes on.
+                    ctx.state_mut(|s| s.view.wms_order_id = Some(kept.clone()));
+                    set_status(ctx, OrderStatus::FulfillmentRequested);
+                    ctx.wait_condition(|s| s.view.status.is_final() && !s.busy)
+                        .await?;
+                    return Ok(view(ctx));
+                }
+                let failed = compensate(ctx, order_id, &policy, reason).await?;
                 // A status change that arrived while the saga settled is
                 // answered (refused) before the workflow closes.
                 ctx.wait_condition(|s| !s.busy).await?;
@@ -238,9 +254,16 @@ impl OrderWorkflow {
         change: StatusChange,
     ) -> Result<OrderView, UpdateError> {
         ctx.state_mut(|s| s.busy = true);
-        ctx.wait_condition(|s| s.view.status != OrderStatus::Reserved)
-            .await
-            .map_err(|e| e.to_string())?;
+        // While the saga still decides (reserving, handing the order over,
+        // settling a failed hand-over), the change waits for its outcome.
+        ctx.wait_condition(|s| {
+            !matches!(
+                s.view.status,
+                OrderStatus::Reserved | OrderStatus::Compensating
+            )
+        })
+        .await
+        .map_err(|e| e.to_string())?;
         let from = ctx.state(|s| s.view.status);
         if !from.requestable_next().contains(&change.to) {
             // The saga ended otherwise (the warehouse refused: FAILED).
@@ -397,6 +420,88 @@ async fn reject(
     });
     set_status(ctx, OrderStatus::Rejected);
     Ok(view(ctx))
+}
+
+/// The submit failed for good, but the warehouse may have the order anyway
+/// (its answer was lost, or an attempt still on the wire when the deadline
+/// fired). One transition decides between the submit and the compensation;
+/// then the warehouse is asked and, if it has the order, told to cancel it.
+/// Returns the warehouse's id when it keeps the order (the order goes on);
+/// `None` when the stock may be released.
+async fn settle(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    order_id: Uuid,
+    policy: &SagaPolicy,
+    reason: &str,
+) -> WorkflowResult<Option<String>> {
+    let claim = ctx
+        .execute_activity(
+            ClaimCompensation,
+            Compensation {
+                order_id,
+                reason: format!("fulfillment failed: {reason}"),
+            },
+            db_opts(policy),
+        )
+        .await?;
+    if let Claim::Accepted { wms_order_id } = claim {
+        step(
+            ctx,
+            format!("fulfillment requested after all: wms order {wms_order_id}"),
+        );
+        return Ok(Some(wms_order_id));
+    }
+    set_status(ctx, OrderStatus::Compensating);
+    step(
+        ctx,
+        format!("fulfillment failed: {reason}; settling with the warehouse"),
+    );
+    // An attempt may still be on the wire after its deadline fired; it
+    // cannot mark the order accepted any more, but it can still create it
+    // at the warehouse. Once an attempt's own timeout has passed, what the
+    // warehouse has is final.
+    ctx.timer(Duration::from_secs(policy.attempt_timeout_secs.max(1)))
+        .await;
+    // Asked until it answers: releasing without knowing could ship units
+    // that are for sale again.
+    let check = ctx
+        .execute_activity(SettleWithWarehouse, order_id, db_opts(policy))
+        .await?;
+    match check {
+        WarehouseCheck::Absent => {
+            step(ctx, "the warehouse does not have the order".into());
+            Ok(None)
+        }
+        WarehouseCheck::Cancelled { wms_order_id } => {
+            step(
+                ctx,
+                format!("the warehouse had it (wms order {wms_order_id}) and cancelled it"),
+            );
+            Ok(None)
+        }
+        WarehouseCheck::Kept {
+            wms_order_id,
+            reason,
+        } => {
+            ctx.execute_activity(
+                AdoptFulfillment,
+                Adoption {
+                    order_id,
+                    wms_order_id: wms_order_id.clone(),
+                    reason: reason.clone(),
+                },
+                db_opts(policy),
+            )
+            .await?;
+            step(
+                ctx,
+                format!(
+                    "the warehouse keeps wms order {wms_order_id} ({reason}); the order goes on"
+                ),
+            );
+            Ok(Some(wms_order_id))
+        }
+    }
 }
 
 /// The warehouse will not take the order: give the stock back, tell the

@@ -230,6 +230,172 @@ async fn an_idempotency_key_names_one_order_and_a_different_body_is_refused(pool
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR")]
+async fn control_characters_and_over_long_text_are_refused_naming_the_field(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let mut body = order_body(&[("X", 1)]);
+    body["customerReference"] = json!("A\u{0}B");
+    body["shippingAddress"]["phone"] = json!("0".repeat(51));
+    body["shippingAddress"]["address2"] = json!("line\nbreak");
+    let problem = assert_problem(
+        post_order(&app, Some("hygiene-1"), None, &body).await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "customerReference",
+            "shippingAddress.address2",
+            "shippingAddress.phone"
+        ]
+    );
+    // Refused at the edge: nothing claimed, nothing recorded.
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_keys")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(keys, 0);
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_stock_level_that_would_overflow_the_counters_is_refused_with_the_room_left(
+    pool: PgPool,
+) {
+    let app = spawn_app(pool.clone()).await;
+    let db = db::Db::new(pool.clone(), &db::ReserverSettings::default());
+    // Two orders of a billion units each hold two billion units RESERVED.
+    for i in 0..2 {
+        assert_eq!(app.set_stock("BIG", 1_000_000_000).await.status(), 200);
+        let order = seed_order(&db, domain::Channel::Api, None, &format!("big-{i}")).await;
+        let reserved = db
+            .reserve_order(
+                order,
+                &[domain::LineQty {
+                    line_no: 1,
+                    sku: "BIG".into(),
+                    quantity: 1_000_000_000,
+                }],
+            )
+            .await
+            .unwrap();
+        assert!(matches!(reserved, domain::ReserveOutcome::Reserved { .. }));
+    }
+    assert_eq!(app.levels("BIG").await, (0, 2_000_000_000, 0));
+    let p = assert_problem(
+        app.set_stock("BIG", 1_000_000_000).await,
+        409,
+        "stock_total_too_large",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("147483647"), "{p}");
+    // Up to the room that is left is fine, and releasing never overflows.
+    assert_eq!(app.set_stock("BIG", 147_483_647).await.status(), 200);
+    let orders: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM orders ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    for order in orders {
+        db.release_order(order).await.unwrap();
+    }
+    assert_eq!(app.levels("BIG").await, (2_147_483_647, 0, 0));
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_first_use_of_a_key_that_races_a_concurrent_one_gets_an_answer_not_a_500(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    // Another request is claiming the key right now: its insert is not yet
+    // committed.
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ('race-key', 'another body', $1)",
+    )
+    .bind(Uuid::new_v4())
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    let request = tokio::spawn({
+        let (client, url) = (app.client.clone(), app.url("/orders"));
+        async move {
+            client
+                .post(url)
+                .header("idempotency-key", "race-key")
+                .json(&order_body(&[("RACE", 1)]))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    // Our request's claim now waits for the holder's transaction.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO idempotency_keys%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the claim never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    holder.commit().await.unwrap();
+    // It sees the committed claim: another body, so 422 — never a 500.
+    assert_problem(request.await.unwrap(), 422, "idempotency_key_reused").await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn an_orders_reservation_cannot_be_released_or_sold_through_the_stock_api(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.set_stock("X", 5).await;
+    let db = db::Db::new(pool.clone(), &db::ReserverSettings::default());
+    let order = seed_order(&db, domain::Channel::Api, None, "owned").await;
+    let reserved = db
+        .reserve_order(
+            order,
+            &[domain::LineQty {
+                line_no: 1,
+                sku: "X".into(),
+                quantity: 1,
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(reserved, domain::ReserveOutcome::Reserved { .. }));
+    let token: Uuid = sqlx::query_scalar("SELECT token FROM reservations WHERE order_id = $1")
+        .bind(order)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    for r in [
+        app.unreserve("X", &token.to_string()).await,
+        app.sold("X", &token.to_string()).await,
+    ] {
+        let p = assert_problem(r, 409, "reservation_held_by_order").await;
+        assert!(
+            p["detail"].as_str().unwrap().contains(&order.to_string()),
+            "{p}"
+        );
+    }
+    assert_eq!(app.levels("X").await, (4, 1, 0), "nothing changed");
+    // The order shows its reservations, but no token to misuse.
+    let detail = app.get_json(&format!("/orders/{order}")).await;
+    assert_eq!(detail["reservations"][0]["state"], "RESERVED");
+    assert!(detail["reservations"][0].get("token").is_none(), "{detail}");
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
 async fn a_client_that_asks_to_wait_gets_the_reservation_outcome(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     mount_wms(&env).await;

@@ -1,16 +1,18 @@
 //! The order saga end to end: signed webhook → API → Temporal → worker →
 //! Postgres, Shopify shops and a fake WMS.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use wiremock::{
     Mock, ResponseTemplate,
-    matchers::{method, path},
+    matchers::{method, path, query_param},
 };
 
 use crate::{
     helpers::assert_problem,
-    saga_support::{SHOPS, order_id, order_payload, saga_env, wms_accepts},
+    saga_support::{SHOPS, order_id, order_payload, saga_env, saga_env_with, wms_accepts},
     temporal::with_worker,
 };
 
@@ -152,6 +154,41 @@ async fn an_unprocessable_signed_payload_is_dead_lettered_and_acknowledged(pool:
         )
     );
     assert_eq!(order_count(&pool).await, 0);
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn text_postgres_cannot_store_and_prices_that_do_not_fit_are_dead_lettered_by_field(
+    pool: PgPool,
+) {
+    let env = saga_env(pool.clone()).await;
+    let nul_sku = order_payload(91_401, &[("A\u{0}B", 1)]);
+    let mut huge_price = order_payload(91_402, &[("TSHIRT", 1)]);
+    huge_price["line_items"][0]["price"] = json!("99999999999999.99");
+    let mut nul_name = order_payload(91_403, &[("TSHIRT", 1)]);
+    nul_name["shipping_address"]["name"] = json!("Ada\u{0}");
+    for (payload, field) in [
+        (nul_sku, "line_items[0].sku"),
+        (huge_price, "line_items[0].price"),
+        (nul_name, "shipping_address.name"),
+    ] {
+        let body = serde_json::to_vec(&payload).unwrap();
+        let r = env.send_webhook(SHOPS[0], "orders/create", &body).await;
+        assert_eq!(r.status(), 200, "Shopify must not retry it");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["status"], "dead_lettered", "{v}");
+        let reason: String =
+            sqlx::query_scalar("SELECT error FROM webhook_dead_letters WHERE id = $1")
+                .bind(v["deadLetterId"].as_i64().unwrap())
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert!(reason.contains(field), "{reason}");
+        assert!(
+            !reason.contains("Ada"),
+            "no customer data in the reason: {reason}"
+        );
+    }
+    assert_eq!(order_count(&pool).await, 0, "nothing reached a workflow");
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR")]
@@ -367,7 +404,7 @@ async fn a_permanent_wms_rejection_releases_the_stock_and_resyncs_the_channels(p
         assert_eq!(released, 1);
         assert_eq!(
             env.status_history(order).await,
-            ["RECEIVED", "RESERVED", "FAILED"]
+            ["RECEIVED", "RESERVED", "COMPENSATING", "FAILED"]
         );
         let notes = env.notifications(order).await;
         assert!(
@@ -471,6 +508,166 @@ async fn setting_stock_pushes_the_new_level_to_every_shop(pool: PgPool) {
             })
             .await;
         }
+    })
+    .await;
+}
+
+/// The warehouse created the order, but its answer never arrived; then it
+/// was down until the deadline. The saga must find the order it created and
+/// cancel it before it releases the units: never a FAILED order that the
+/// warehouse ships anyway.
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_lost_answer_then_an_outage_ends_with_the_warehouse_order_cancelled(pool: PgPool) {
+    let env = saga_env_with(pool.clone(), |s| {
+        s.saga_policy.fulfillment_deadline_secs = 4;
+        s.saga_policy.attempt_timeout_secs = 3;
+    })
+    .await;
+    let order = order_id(SHOPS[0], 91_301);
+    Mock::given(method("POST"))
+        .and(path("/wms/order"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"id": 4242}))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&env.wms)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/wms/order"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&env.wms)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/wms/order"))
+        .and(query_param("ReferenceIds", order.to_string()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": 4242}])))
+        .with_priority(1)
+        .mount(&env.wms)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/wms/order/4242/cancel"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "Cancelled"})))
+        .expect(1)
+        .mount(&env.wms)
+        .await;
+    env.app.set_stock("LOST", 5).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        env.place(91_301, &[("LOST", 2)]).await;
+        assert_eq!(
+            env.wait_for_status(order, &["FAILED", "FULFILLMENT_REQUESTED"])
+                .await,
+            "FAILED"
+        );
+        assert_eq!(env.app.levels("LOST").await, (5, 0, 0));
+        assert_eq!(
+            env.status_history(order).await,
+            ["RECEIVED", "RESERVED", "COMPENSATING", "FAILED"]
+        );
+    })
+    .await;
+}
+
+/// A submit attempt outlives the deadline and the warehouse accepts it a
+/// moment after the saga gave up: the late acceptance cannot mark the order
+/// any more, the saga finds the order at the warehouse and cancels it, and
+/// the order ends FAILED with its units back: not wedged.
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn an_acceptance_after_the_deadline_never_wedges_the_order(pool: PgPool) {
+    let mut env = saga_env_with(pool.clone(), |s| {
+        s.saga_policy.fulfillment_deadline_secs = 2;
+        s.saga_policy.attempt_timeout_secs = 6;
+    })
+    .await;
+    env.worker.wms.timeout = Duration::from_secs(10);
+    let order = order_id(SHOPS[0], 91_302);
+    Mock::given(method("POST"))
+        .and(path("/wms/order"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"id": 7007}))
+                .set_delay(Duration::from_secs(4)),
+        )
+        .expect(1)
+        .mount(&env.wms)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/wms/order"))
+        .and(query_param("ReferenceIds", order.to_string()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": 7007}])))
+        .with_priority(1)
+        .mount(&env.wms)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/wms/order/7007/cancel"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "Cancelled"})))
+        .expect(1)
+        .mount(&env.wms)
+        .await;
+    env.app.set_stock("LATE", 3).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        env.place(91_302, &[("LATE", 1)]).await;
+        assert_eq!(env.wait_for_status(order, &["FAILED"]).await, "FAILED");
+        assert_eq!(env.app.levels("LATE").await, (3, 0, 0));
+        let history = env.status_history(order).await;
+        assert!(
+            !history.iter().any(|s| s == "FULFILLMENT_REQUESTED"),
+            "{history:?}"
+        );
+    })
+    .await;
+}
+
+/// The warehouse has the order and will not cancel it (already picked):
+/// nothing is released, and the order goes on at the warehouse.
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn an_order_the_warehouse_keeps_goes_on_instead_of_failing(pool: PgPool) {
+    let env = saga_env_with(pool.clone(), |s| {
+        s.saga_policy.fulfillment_deadline_secs = 3;
+        s.saga_policy.attempt_timeout_secs = 2;
+    })
+    .await;
+    let order = order_id(SHOPS[0], 91_303);
+    Mock::given(method("POST"))
+        .and(path("/wms/order"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&env.wms)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/wms/order"))
+        .and(query_param("ReferenceIds", order.to_string()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": 8008}])))
+        .with_priority(1)
+        .mount(&env.wms)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/wms/order/8008/cancel"))
+        .respond_with(
+            ResponseTemplate::new(422).set_body_json(json!({"error": "order already picked"})),
+        )
+        .expect(1)
+        .mount(&env.wms)
+        .await;
+    env.app.set_stock("KEPT", 4).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        env.place(91_303, &[("KEPT", 1)]).await;
+        assert_eq!(
+            env.wait_for_status(order, &["FULFILLMENT_REQUESTED", "FAILED"])
+                .await,
+            "FULFILLMENT_REQUESTED"
+        );
+        assert_eq!(env.app.levels("KEPT").await, (3, 1, 0), "still reserved");
+        let notes = env.notifications(order).await;
+        assert!(
+            notes
+                .iter()
+                .any(|(k, _)| k == "fulfillment_kept_by_warehouse"),
+            "{notes:?}"
+        );
+        let detail = env.app.get_json(&format!("/orders/{order}")).await;
+        assert_eq!(detail["wmsOrderId"], "8008");
     })
     .await;
 }

@@ -92,6 +92,13 @@ pub async fn saga_env_with(pool: PgPool, adjust: impl FnOnce(&mut api::Settings)
         .respond_with(FakeWmsInventory::with_default(1_000))
         .mount(&wms)
         .await;
+    // Asked by reference, the warehouse knows no order unless a test says so.
+    Mock::given(method("GET"))
+        .and(path("/wms/order"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .with_priority(10)
+        .mount(&wms)
+        .await;
     let mut shops = Vec::new();
     for domain in SHOPS {
         let server = MockServer::start().await;

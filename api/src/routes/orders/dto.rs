@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use db::{OrderCursor, OrderFilter, OrderSummary};
-use domain::{Address, Channel, OrderStatus, Quantity, Sku};
+use domain::{Address, Channel, OrderStatus, Quantity, Sku, text_problem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use workflows::contracts::StatusChange;
@@ -59,14 +59,16 @@ pub(super) struct ValidOrder {
 }
 
 fn required(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
-    let len = value.trim().chars().count();
-    if len == 0 {
+    if value.trim().is_empty() {
         errors.push(FieldError::new(field, "must not be empty"));
-    } else if len > max {
-        errors.push(FieldError::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
+    } else {
+        optional(errors, field, Some(value), max);
+    }
+}
+
+fn optional(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>, max: usize) {
+    if let Some(problem) = value.and_then(|v| text_problem(v, max)) {
+        errors.push(FieldError::new(field, problem));
     }
 }
 
@@ -104,6 +106,19 @@ impl NewOrderDto {
         required(&mut errors, "shippingAddress.address1", &a.address1, 200);
         required(&mut errors, "shippingAddress.city", &a.city, 100);
         required(&mut errors, "shippingAddress.zip", &a.zip, 20);
+        optional(
+            &mut errors,
+            "shippingAddress.address2",
+            a.address2.as_deref(),
+            200,
+        );
+        optional(
+            &mut errors,
+            "shippingAddress.provinceCode",
+            a.province_code.as_deref(),
+            10,
+        );
+        optional(&mut errors, "shippingAddress.phone", a.phone.as_deref(), 50);
         if a.country_code.len() != 2 || !a.country_code.chars().all(|c| c.is_ascii_alphabetic()) {
             errors.push(FieldError::new(
                 "shippingAddress.countryCode",
