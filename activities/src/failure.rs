@@ -74,6 +74,16 @@ pub(crate) fn retry_until_answered(e: ClientError) -> ActivityError {
     )
 }
 
+/// Temporal could not be asked (a call from an activity): retried.
+pub(crate) fn temporal_failure(e: orchestrator::TemporalError) -> ActivityError {
+    tracing::warn!(error = %e, "temporal call failed; Temporal will retry");
+    ActivityError::application(
+        ApplicationFailure::builder(e.to_string())
+            .type_name("Unavailable".to_string())
+            .build(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -14,11 +14,12 @@ use vendors::http::ClientError;
 use vendors::wms::{NewWmsOrder, Recipient, RecipientAddress, WmsClient, WmsProduct};
 use workflows::contracts::{
     self, Adoption, Claim, Compensation, FulfillmentAccepted, LineProblem, LineQty, OrderInput,
-    Recorded, ReserveOrderInput, ReserveOutcome, Sale, Transition, WarehouseCheck, error_types,
+    ReconcileInput, Recorded, Repair, ReserveOrderInput, ReserveOutcome, SagaPolicy, Sale,
+    StrandedOrder, Transition, WarehouseCheck, error_types,
 };
 
 use crate::{
-    failure::{client_failure, db_failure, retry_until_answered},
+    failure::{client_failure, db_failure, retry_until_answered, temporal_failure},
     metrics::ActivityMetrics,
     observe::observed,
 };
@@ -45,6 +46,36 @@ impl OrderActivities {
     pub fn with_metrics(mut self, metrics: ActivityMetrics) -> Self {
         self.metrics = metrics;
         self
+    }
+}
+
+impl OrderActivities {
+    /// Asks the warehouse whether it has the order; cancels it if so. Every
+    /// failure is retried: until the warehouse answers, nothing may be
+    /// released.
+    async fn settle(&self, order_id: Uuid) -> Result<WarehouseCheck, ActivityError> {
+        let Some(wms_order_id) = self
+            .wms
+            .find_order(&order_id.to_string())
+            .await
+            .map_err(retry_until_answered)?
+        else {
+            return Ok(WarehouseCheck::Absent);
+        };
+        match self.wms.cancel_order(&wms_order_id).await {
+            Ok(()) => {
+                tracing::warn!(wms.order_id = %wms_order_id, "the warehouse had the order after all; cancelled");
+                Ok(WarehouseCheck::Cancelled { wms_order_id })
+            }
+            Err(ClientError::Permanent { message, .. }) => {
+                tracing::warn!(wms.order_id = %wms_order_id, "the warehouse keeps the order");
+                Ok(WarehouseCheck::Kept {
+                    wms_order_id,
+                    reason: message,
+                })
+            }
+            Err(e) => Err(retry_until_answered(e)),
+        }
     }
 }
 
@@ -328,30 +359,143 @@ impl OrderActivities {
         ctx: ActivityContext,
         order_id: Uuid,
     ) -> Result<WarehouseCheck, ActivityError> {
+        observed(&self.metrics, &ctx, Some(order_id), self.settle(order_id)).await
+    }
+
+    /// Orders whose workflow has ended while they are not final or hold units.
+    #[activity(definition = contracts::FindStranded)]
+    pub async fn find_stranded_orders(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: ReconcileInput,
+    ) -> Result<Vec<StrandedOrder>, ActivityError> {
+        let client = ctx.client();
         let work = async {
-            let Some(wms_order_id) = self
-                .wms
-                .find_order(&order_id.to_string())
+            let candidates = self
+                .db
+                .reconcile_candidates(input.order_id, input.quiet_secs, input.limit)
                 .await
-                .map_err(retry_until_answered)?
-            else {
-                return Ok(WarehouseCheck::Absent);
-            };
-            match self.wms.cancel_order(&wms_order_id).await {
-                Ok(()) => {
-                    tracing::warn!(wms.order_id = %wms_order_id, "the warehouse had the order after all; cancelled");
-                    Ok(WarehouseCheck::Cancelled { wms_order_id })
+                .map_err(db_failure)?;
+            let mut stranded = Vec::new();
+            for c in candidates {
+                let state = orchestrator::workflow_state(&client, &c.workflow_id)
+                    .await
+                    .map_err(temporal_failure)?;
+                if let Some(workflow_state) = state {
+                    tracing::warn!(order.id = %c.order_id, status = %c.status, %workflow_state, "stranded order: its workflow has ended");
+                    stranded.push(StrandedOrder {
+                        order_id: c.order_id,
+                        status: c.status,
+                        workflow_id: c.workflow_id,
+                        workflow_state,
+                    });
                 }
-                Err(ClientError::Permanent { message, .. }) => {
-                    tracing::warn!(wms.order_id = %wms_order_id, "the warehouse keeps the order");
-                    Ok(WarehouseCheck::Kept {
-                        wms_order_id,
-                        reason: message,
-                    })
-                }
-                // Until the warehouse answers, nothing may be released.
-                Err(e) => Err(retry_until_answered(e)),
             }
+            Ok(stranded)
+        };
+        observed(&self.metrics, &ctx, input.order_id, work).await
+    }
+
+    /// Settles an order whose workflow ended: what the warehouse never took
+    /// is released and FAILED; what it has gets a new workflow.
+    #[activity(definition = contracts::RepairOrder)]
+    pub async fn repair_order(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        order: StrandedOrder,
+    ) -> Result<Repair, ActivityError> {
+        let client = ctx.client();
+        let task_queue = ctx.info().task_queue.clone();
+        // Stable across this activity's retries, so a retry after a start
+        // that did go through finds that workflow rather than making another.
+        let run = ctx
+            .info()
+            .workflow_run_id
+            .clone()
+            .unwrap_or_else(|| ctx.info().activity_id.clone());
+        let order_id = order.order_id;
+        let work = async {
+            let why = format!(
+                "its workflow {} ended ({})",
+                order.workflow_id, order.workflow_state
+            );
+            let released = |action: String| async {
+                let status = self
+                    .db
+                    .release_stranded(order_id, &format!("{why}; {action}"))
+                    .await
+                    .map_err(db_failure)?;
+                Ok::<_, ActivityError>(Repair {
+                    order_id,
+                    status,
+                    action,
+                })
+            };
+            // Read again: an earlier attempt of this activity may have moved it.
+            let detail = self.db.order_detail(order_id).await.map_err(db_failure)?;
+            let resume_in = match detail.summary.status {
+                OrderStatus::Reserved | OrderStatus::Compensating => {
+                    match self.settle(order_id).await? {
+                        WarehouseCheck::Kept {
+                            wms_order_id,
+                            reason,
+                        } => {
+                            self.db
+                                .adopt_fulfillment(order_id, &wms_order_id, &reason)
+                                .await
+                                .map_err(db_failure)?;
+                            OrderStatus::FulfillmentRequested
+                        }
+                        _ => {
+                            return released("released: the warehouse does not have it".into())
+                                .await;
+                        }
+                    }
+                }
+                s @ (OrderStatus::FulfillmentRequested | OrderStatus::Shipped) => s,
+                OrderStatus::Received => return released("never allocated".into()).await,
+                // A final order that still holds units.
+                _ => return released("its leftover reservations released".into()).await,
+            };
+            let base = order
+                .workflow_id
+                .split(":resumed:")
+                .next()
+                .unwrap_or(&order.workflow_id);
+            let suffix: String = run
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(12)
+                .collect();
+            let workflow_id = format!("{base}:resumed:{suffix}");
+            let action = format!("taken over in {resume_in} by workflow {workflow_id}");
+            self.db
+                .hand_over_order(order_id, &workflow_id, &format!("{why}; {action}"))
+                .await
+                .map_err(db_failure)?;
+            let input = OrderInput {
+                order_id,
+                channel: detail.summary.channel,
+                shop: detail.summary.shop.0.clone(),
+                external_id: detail.summary.external_id.clone(),
+                name: detail.summary.name.clone(),
+                currency: None,
+                placed_at: None,
+                lines: Vec::new(),
+                shipping_address: None,
+                request_id: None,
+                policy: SagaPolicy::default(),
+                resume: Some(resume_in),
+            };
+            orchestrator::start_resumed_order(&client, &task_queue, input, &workflow_id)
+                .await
+                .map_err(temporal_failure)?;
+            tracing::warn!(%workflow_id, status = %resume_in, "stranded order taken over by a new workflow");
+            Ok(Repair {
+                order_id,
+                status: resume_in,
+                action,
+            })
         };
         observed(&self.metrics, &ctx, Some(order_id), work).await
     }

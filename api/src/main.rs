@@ -1,7 +1,8 @@
 //! `oms-api`: serves the HTTP API. `migrate` applies migrations and exits;
 //! `openapi` and `postman` print the API description and the Postman collection;
 //! `dead-letters list [--all]` and `dead-letters replay <id> [--force]` let an
-//! operator inspect and replay webhooks that could not be processed.
+//! operator inspect and replay webhooks that could not be processed;
+//! `orders repair <id>|--all` settles orders whose workflow has ended.
 
 use anyhow::Context;
 use api::{Application, Settings};
@@ -44,8 +45,9 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
         }
         Some("dead-letters") => dead_letters(settings).await?,
+        Some("orders") => orders(settings).await?,
         Some(other) => anyhow::bail!(
-            "unknown command {other:?}; use `serve` (default), `migrate`, `openapi`, `postman` or `dead-letters`"
+            "unknown command {other:?}; use `serve` (default), `migrate`, `openapi`, `postman`, `dead-letters` or `orders`"
         ),
     }
     Ok(())
@@ -90,6 +92,39 @@ async fn dead_letters(settings: Settings) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&outcome)?);
         }
         _ => anyhow::bail!("usage: oms-api dead-letters list [--all] | replay <id> [--force]"),
+    }
+    Ok(())
+}
+
+/// `orders repair <order id>` settles that order if its workflow has ended
+/// (the workers do the work, as the scheduled reconciliation would);
+/// `orders repair --all` reconciles every candidate now. Prints one JSON
+/// object per order it settled.
+async fn orders(settings: Settings) -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let usage = "usage: oms-api orders repair <order id> | repair --all";
+    let order_id = match (
+        args.first().map(String::as_str),
+        args.get(1).map(String::as_str),
+    ) {
+        (Some("repair"), Some("--all")) => None,
+        (Some("repair"), Some(id)) => Some(id.parse().context(usage)?),
+        _ => anyhow::bail!(usage),
+    };
+    let client = orchestrator::connect(&settings.temporal).await?;
+    let reconcile = orchestrator::ReconcileSettings {
+        // An operator asking about an order means now.
+        quiet: std::time::Duration::ZERO,
+        ..orchestrator::ReconcileSettings::from_env()?
+    };
+    let repairs =
+        orchestrator::run_reconcile(&client, &settings.temporal.task_queue, &reconcile, order_id)
+            .await?;
+    if repairs.is_empty() {
+        eprintln!("nothing to repair: every order looked at has a running workflow or is settled");
+    }
+    for r in repairs {
+        println!("{}", serde_json::to_string(&r)?);
     }
     Ok(())
 }

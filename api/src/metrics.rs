@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use axum::{
     extract::{MatchedPath, Request, State},
-    http::{HeaderValue, header},
     middleware::Next,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
@@ -57,6 +56,8 @@ pub struct ApiMetrics {
     batch_size: prometheus::Histogram,
     batch_latency: prometheus::Histogram,
     batch_failures: prometheus::IntCounter,
+    open_orders: prometheus::IntGaugeVec,
+    oldest_unchanged: prometheus::GaugeVec,
 }
 
 impl std::fmt::Debug for ApiMetrics {
@@ -136,8 +137,26 @@ impl ApiMetrics {
             "Reserve batches whose transaction failed (every request in it got a 503).",
         )
         .expect("valid metric");
+        let open_orders = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "oms_orders_open",
+                "Orders in each status that is not final, counted when scraped.",
+            ),
+            &["status"],
+        )
+        .expect("valid metric");
+        let oldest_unchanged = prometheus::GaugeVec::new(
+            Opts::new(
+                "oms_orders_oldest_unchanged_seconds",
+                "Per status that is not final: how long the order unchanged longest has waited.",
+            ),
+            &["status"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(open_orders.clone()),
+            Box::new(oldest_unchanged.clone()),
             Box::new(latency.clone()),
             Box::new(in_flight.clone()),
             Box::new(webhooks.clone()),
@@ -170,6 +189,25 @@ impl ApiMetrics {
             batch_size,
             batch_latency,
             batch_failures,
+            open_orders,
+            oldest_unchanged,
+        }
+    }
+
+    /// Sets the order gauges from what the database says now; a status
+    /// with no order shows 0.
+    pub fn open_orders(&self, open: &[db::OpenOrders]) {
+        for status in domain::OrderStatus::ALL
+            .into_iter()
+            .filter(|s| !s.is_final())
+        {
+            let found = open.iter().find(|o| o.status == status);
+            self.open_orders
+                .with_label_values(&[status.as_str()])
+                .set(found.map_or(0, |o| o.count));
+            self.oldest_unchanged
+                .with_label_values(&[status.as_str()])
+                .set(found.map_or(0.0, |o| o.oldest_unchanged_secs));
         }
     }
 
@@ -234,25 +272,5 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-#[utoipa::path(get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "Prometheus text format (series listed in the README)", content_type = "text/plain")))]
-/// `GET /metrics`: this process's series, for Prometheus to scrape.
-pub async fn serve(State(metrics): State<ApiMetrics>) -> Response {
-    match metrics.render() {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            )],
-            text,
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "metrics could not be rendered");
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
     }
 }

@@ -2,7 +2,8 @@
 //! the types they use, served at `/openapi.json` (and rendered at `/docs`).
 
 use db::{
-    OrderDetail, OrderLine, OrderReservation, OrderSummary, ShopChannelStatus, StatusChangeRecord,
+    OrderDetail, OrderLine, OrderNotification, OrderReservation, OrderSummary, ShopChannelStatus,
+    StatusChangeRecord,
 };
 use domain::{Channel, LineProblem, OrderStatus, ReservationState, StockLevels};
 use serde_json::{Value, json};
@@ -35,7 +36,7 @@ use crate::{
         routes::webhooks::shopify,
         routes::health::live,
         routes::health::ready,
-        crate::metrics::serve,
+        crate::routes::health::metrics,
     ),
     components(schemas(
         Problem,
@@ -50,6 +51,7 @@ use crate::{
         OrderLine,
         OrderReservation,
         StatusChangeRecord,
+        OrderNotification,
         ShopChannelStatus
     ))
 )]

@@ -35,6 +35,9 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// The pace of the shops' syncs (the API nudges them).
     pub channel_sync: ChannelSyncSettings,
+    /// How long `PATCH /orders/{id}/status` waits for the change to be
+    /// applied before it answers 202 (the change goes on).
+    pub status_change_wait: Duration,
 }
 
 impl Settings {
@@ -62,6 +65,7 @@ impl Settings {
                 max_in_flight: var_or("OMS_MAX_IN_FLIGHT", 512)?,
             },
             channel_sync: ChannelSyncSettings::from_env()?,
+            status_change_wait: secs_or("OMS_STATUS_CHANGE_WAIT_SECS", Duration::from_secs(10))?,
         })
     }
 }

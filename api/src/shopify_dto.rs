@@ -184,6 +184,7 @@ impl ShopifyOrderDto {
             }),
             request_id,
             policy,
+            resume: None,
         })
     }
 }

@@ -82,7 +82,7 @@ pub fn router(state: AppState, body_limit_bytes: usize, limits: LimitSettings) -
         ))
         .route("/health/live", get(routes::health::live))
         .route("/health/ready", get(routes::health::ready))
-        .route("/metrics", get(metrics::serve))
+        .route("/metrics", get(routes::health::metrics))
         .fallback(
             |req: Request| async move { ApiError::RouteNotFound(req.uri().path().to_string()) },
         )
@@ -154,6 +154,7 @@ impl Application {
             orchestrator,
             shops: Arc::new(settings.shops.clone()),
             saga_policy: settings.saga_policy.clone(),
+            status_change_wait: settings.status_change_wait,
             temporal_ui_url: settings.temporal_ui_url.clone().into(),
             temporal_namespace: settings.temporal.namespace.clone().into(),
             metrics,

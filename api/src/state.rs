@@ -26,6 +26,8 @@ pub struct AppState {
     pub temporal_namespace: Arc<str>,
     /// The process's Prometheus series.
     pub metrics: ApiMetrics,
+    /// How long a status change is waited for before answering 202.
+    pub status_change_wait: std::time::Duration,
 }
 
 impl axum::extract::FromRef<AppState> for ApiMetrics {

@@ -2,73 +2,19 @@
 //! not been told yet, and what each shop's sync last did.
 //!
 //! Every statement that changes a product's IN_STOCK marks the product here
-//! in the same transaction ([`mark_changed`]), so no path can change stock
+//! in the same transaction (`stock_change`), so no path can change stock
 //! without the shops hearing of it. Each shop's sync reads its rows
 //! ([`Db::pending_levels`]), pushes them, and deletes each row only up to the
 //! version it read ([`Db::mark_pushed`]).
 
-use std::sync::LazyLock;
-
 use chrono::{DateTime, Utc};
 use domain::ShopDomain;
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
-use crate::{connection::Db, error::DbError};
-
-/// The key of the lock that orders changes of stock against the
-/// registration of shops.
-const SHOPS_LOCK: i64 = 0x6f6d_735f_7368_6f70;
-
-/// Begins a transaction that changes sellable stock. It first takes the
-/// shops lock, shared: stock changes run side by side, but not beside a
-/// shop's registration. Without it a product created while a new shop is
-/// registered could be missed by both: the change would not see the new
-/// shop, and the registration's full sync would not see the new product.
-/// Taken before any product row is locked, so it cannot deadlock with the
-/// registration, which reads products only once it holds the lock.
-pub(crate) async fn begin_stock_change(
-    pool: &PgPool,
-) -> Result<Transaction<'_, Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
-        .bind(SHOPS_LOCK)
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
-}
-
-/// Marks `skus` (distinct) changed for every enabled shop, inside the
-/// caller's transaction. Sorted, so concurrent markers lock rows in one order.
-pub(crate) async fn mark_changed(conn: &mut PgConnection, skus: &[&str]) -> Result<(), DbError> {
-    if skus.is_empty() {
-        return Ok(());
-    }
-    let mut skus = skus.to_vec();
-    skus.sort_unstable();
-    skus.dedup();
-    sqlx::query(&MARK_CHANGED).bind(&skus).execute(conn).await?;
-    Ok(())
-}
-
-/// The marking statement over the SKUs of `$1`.
-pub(crate) static MARK_CHANGED: LazyLock<String> =
-    LazyLock::new(|| mark_changed_sql("unnest($1::text[])"));
-
-/// The marking statement over `skus`: any FROM item with one text column.
-/// Statements that change levels splice it in as a CTE, so queueing costs
-/// no extra round trip.
-pub(crate) fn mark_changed_sql(skus: &str) -> String {
-    format!(
-        r#"
-        INSERT INTO channel_sync_outbox (shop, sku)
-        SELECT s.shop, k.sku FROM shops s, {skus} AS k (sku)
-        WHERE s.enabled
-        ORDER BY s.shop, k.sku
-        ON CONFLICT (shop, sku) DO UPDATE
-            SET version = nextval('channel_sync_version'), changed_at = now()
-        "#
-    )
-}
+use crate::{
+    connection::Db,
+    error::DbError,
+    stock_change::{SHOPS_LOCK, begin_stock_change, mark_changed},
+};
 
 /// A product whose level a shop has not been told yet.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

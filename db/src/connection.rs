@@ -1,7 +1,7 @@
 //! Reaching Postgres: settings, the pool, migrations, and [`Db`], the
 //! handle every query goes through.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{
@@ -13,12 +13,8 @@ use sqlx::{
 use crate::{
     error::DbError,
     reserver::{BatchObserver, Reserver, ReserverSettings},
+    stock_change::StockChanged,
 };
-
-/// Called after a transaction that changed a product's sellable level (and
-/// queued it for the shops) committed: the process's cue to nudge the shop
-/// syncs. Must be quick; it runs on the committing task.
-pub type StockChanged = Arc<dyn Fn() + Send + Sync>;
 
 /// What a process hangs on its database handle.
 #[derive(Clone, Default)]

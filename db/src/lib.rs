@@ -13,20 +13,24 @@ mod error;
 mod idempotency;
 mod orders;
 mod reads;
+mod reconcile;
 mod reserver;
 mod stock;
+mod stock_change;
 
 pub use channel_sync::{PendingLevel, ShopChannelStatus};
 pub use connection::{
-    DEFAULT_DATABASE_URL, DatabaseSettings, Db, DbHooks, MIGRATOR, StockChanged, connect, migrate,
+    DEFAULT_DATABASE_URL, DatabaseSettings, Db, DbHooks, MIGRATOR, connect, migrate,
 };
 pub use dead_letters::DeadLetter;
 pub use error::DbError;
 pub use orders::{FulfillmentLine, FulfillmentOrder, NewOrder, NewOrderLine};
 pub use reads::{
-    OptionalText, OrderCursor, OrderDetail, OrderFilter, OrderLine, OrderReservation, OrderSummary,
-    StatusChangeRecord,
+    OpenOrders, OptionalText, OrderCursor, OrderDetail, OrderFilter, OrderLine, OrderNotification,
+    OrderReservation, OrderSummary, StatusChangeRecord,
 };
+pub use reconcile::ReconcileCandidate;
 pub use reserver::{BatchObserver, BatchReport, ReserverSettings};
 /// A pool of connections to the OMS database.
 pub use sqlx::PgPool;
+pub use stock_change::StockChanged;

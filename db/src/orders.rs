@@ -13,9 +13,9 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::{
-    channel_sync::{begin_stock_change, mark_changed},
     connection::Db,
     error::DbError,
+    stock_change::{begin_stock_change, mark_changed},
 };
 
 /// An order as it arrives, to be recorded once.
@@ -490,7 +490,7 @@ pub(crate) fn parse_status(s: &str) -> Result<OrderStatus, DbError> {
         .map_err(|_| DbError::Corrupt(format!("unknown order status {s:?}")))
 }
 
-async fn status_for_update(
+pub(crate) async fn status_for_update(
     tx: &mut Transaction<'_, Postgres>,
     order_id: Uuid,
 ) -> Result<OrderStatus, DbError> {
@@ -523,7 +523,7 @@ async fn order_skus(
 /// Ends the order's open reservations in `to`: RELEASED gives the units back
 /// to IN_STOCK, SOLD moves them to SOLD. Products are locked first, in SKU
 /// order, like every multi-product write. Returns the order's SKUs.
-async fn end_reservations(
+pub(crate) async fn end_reservations(
     tx: &mut Transaction<'_, Postgres>,
     order_id: Uuid,
     to: ReservationState,
@@ -566,7 +566,7 @@ async fn end_reservations(
 }
 
 /// Records an operator notification of `kind` (once per message).
-async fn record_notification(
+pub(crate) async fn record_notification(
     tx: &mut Transaction<'_, Postgres>,
     order_id: Uuid,
     kind: &str,
@@ -588,7 +588,7 @@ async fn record_notification(
     Ok(())
 }
 
-async fn set_status(
+pub(crate) async fn set_status(
     tx: &mut Transaction<'_, Postgres>,
     order_id: Uuid,
     from: OrderStatus,
@@ -609,7 +609,7 @@ async fn set_status(
     history(tx, order_id, Some(from), to, reason).await
 }
 
-async fn history(
+pub(crate) async fn history(
     tx: &mut Transaction<'_, Postgres>,
     order_id: Uuid,
     from: Option<OrderStatus>,

@@ -22,6 +22,9 @@ pub struct OrderDetail {
     pub reservations: Vec<OrderReservation>,
     /// Every status change, oldest first.
     pub history: Vec<StatusChangeRecord>,
+    /// What an operator was told about the order (a rejection, a status
+    /// change the warehouse refused, a repair), oldest first.
+    pub notifications: Vec<OrderNotification>,
 }
 
 /// The fields of an order shown in lists.
@@ -122,6 +125,30 @@ pub struct StatusChangeRecord {
     pub at: DateTime<Utc>,
 }
 
+/// How many orders wait in one status that is not final, and for how long
+/// the one unchanged longest has waited.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenOrders {
+    /// The status.
+    pub status: OrderStatus,
+    /// Orders in it.
+    pub count: i64,
+    /// Seconds since the longest-waiting of them last changed.
+    pub oldest_unchanged_secs: f64,
+}
+
+/// Something an operator was told about an order.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderNotification {
+    /// What kind (`order_rejected`, `status_change_failed`, `order_repaired`, …).
+    pub kind: String,
+    /// For people.
+    pub message: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 /// Filters of an order list; every field optional.
 #[derive(Debug, Clone, Default)]
 pub struct OrderFilter {
@@ -201,13 +228,49 @@ impl Db {
                 })
             })
             .collect::<Result<_, DbError>>()?;
+        let notifications = sqlx::query_as(
+            "SELECT kind, message, created_at AS at FROM notifications WHERE order_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(OrderDetail {
             summary,
             lines,
             problems,
             reservations,
             history,
+            notifications,
         })
+    }
+
+    /// The orders in each status that is not final (for the metrics: an
+    /// order long in COMPENSATING or RECEIVED needs someone).
+    pub async fn open_orders(&self) -> Result<Vec<OpenOrders>, DbError> {
+        let open: Vec<&str> = OrderStatus::ALL
+            .into_iter()
+            .filter(|s| !s.is_final())
+            .map(OrderStatus::as_str)
+            .collect();
+        let rows: Vec<(String, i64, f64)> = sqlx::query_as(
+            r#"
+            SELECT status, count(*),
+                   coalesce(extract(epoch FROM now() - min(updated_at)), 0)::float8
+            FROM orders WHERE status = ANY($1) GROUP BY status
+            "#,
+        )
+        .bind(&open)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(status, count, oldest_unchanged_secs)| {
+                Ok(OpenOrders {
+                    status: parse_status(&status)?,
+                    count,
+                    oldest_unchanged_secs,
+                })
+            })
+            .collect()
     }
 
     /// A page of orders, newest first, after `cursor`; at most `limit`.

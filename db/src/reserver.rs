@@ -28,9 +28,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
-    channel_sync::{MARK_CHANGED, begin_stock_change},
-    connection::StockChanged,
     error::DbError,
+    stock_change::{MARK_CHANGED, StockChanged, begin_stock_change},
 };
 
 /// Tuning of the reserve batching.

@@ -5,9 +5,9 @@ use domain::{ReservationState, ReservationToken, Sku, StockLevels, StockQuantity
 use std::sync::LazyLock;
 
 use crate::{
-    channel_sync::{begin_stock_change, mark_changed, mark_changed_sql},
     connection::Db,
     error::DbError,
+    stock_change::{begin_stock_change, mark_changed, mark_changed_sql},
 };
 
 #[derive(sqlx::FromRow)]

@@ -117,7 +117,8 @@ impl OrderStatus {
     pub fn next(self) -> &'static [Self] {
         use OrderStatus as S;
         match self {
-            S::Received => &[S::Reserved, S::Rejected, S::Cancelled],
+            // FAILED: its workflow ended before it was allocated (repaired).
+            S::Received => &[S::Reserved, S::Rejected, S::Cancelled, S::Failed],
             S::Reserved => &[
                 S::FulfillmentRequested,
                 S::Compensating,

@@ -7,19 +7,24 @@
 //! here; the workflows themselves (crate `workflows`) never do I/O.
 
 mod connection;
+mod nudger;
 mod orchestrator;
 mod orders;
+mod schedules;
 mod shop_sync;
 
 pub use connection::{
     Cause, TemporalError, TemporalSettings, connect, connect_with_patience,
     ensure_search_attributes,
 };
+pub use nudger::ShopSyncNudger;
 pub use orchestrator::Orchestrator;
 pub use orders::{
-    ChangeError, Started, change_status, order_memo, order_workflow_id, query_order, start_order,
+    ChangeError, ChangeOutcome, Started, change_status, order_memo, order_workflow_id, query_order,
+    start_order, start_resumed_order, workflow_state,
 };
-pub use shop_sync::{
-    ChannelSyncSettings, ShopSyncNudger, ensure_drift_repair_schedule, nudge_shop_sync,
-    run_drift_repair,
+pub use schedules::{
+    ReconcileSettings, ensure_drift_repair_schedule, ensure_reconcile_schedule, run_drift_repair,
+    run_reconcile,
 };
+pub use shop_sync::{ChannelSyncSettings, nudge_shop_sync};

@@ -7,14 +7,11 @@ use std::sync::Arc;
 
 use temporalio_client::Client;
 use tokio::sync::OnceCell;
-use workflows::{
-    OrderView,
-    contracts::{OrderInput, ShopSyncPolicy, StatusChange},
-};
+use workflows::contracts::{OrderInput, ShopSyncPolicy, StatusChange};
 
 use crate::{
     connection::{TemporalError, TemporalSettings, connect, ensure_search_attributes},
-    orders::{self, ChangeError, Started},
+    orders::{self, ChangeError, ChangeOutcome, Started},
     shop_sync,
 };
 
@@ -85,13 +82,15 @@ impl Orchestrator {
         shop_sync::nudge_shop_sync(client, &self.settings.task_queue, shop, policy).await
     }
 
-    /// Delivers a status change to the order's workflow; waits for its result.
+    /// Delivers a status change to the order's workflow; waits up to
+    /// `wait` for its result.
     pub async fn change_status(
         &self,
         workflow_id: &str,
         change: StatusChange,
-    ) -> Result<OrderView, ChangeError> {
+        wait: std::time::Duration,
+    ) -> Result<ChangeOutcome, ChangeError> {
         let client = self.client().await?;
-        orders::change_status(client, workflow_id, change).await
+        orders::change_status(client, workflow_id, change, wait).await
     }
 }

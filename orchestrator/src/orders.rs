@@ -1,6 +1,8 @@
 //! Order workflows seen from outside: starting them once, changing their
 //! status, reading their view and memo.
 
+use std::time::Duration;
+
 use temporalio_client::{
     Client, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowQueryOptions,
     WorkflowStartOptions, errors::WorkflowStartError,
@@ -96,6 +98,58 @@ pub async fn start_order(
     }
 }
 
+/// Starts a new workflow for an order whose previous workflow ended while
+/// the warehouse had the order (`input.resume` says in which status), under
+/// `workflow_id`. With the search attributes if the namespace takes them,
+/// else with the memo only.
+pub async fn start_resumed_order(
+    client: &Client,
+    task_queue: &str,
+    input: OrderInput,
+    workflow_id: &str,
+) -> Result<(), TemporalError> {
+    let mut last = None;
+    for indexed in [true, false] {
+        let mut options = WorkflowStartOptions::new(task_queue, workflow_id.to_string())
+            .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+            .build();
+        findable(&mut options, &input, indexed);
+        match client
+            .start_workflow(OrderWorkflow::run, input.clone(), options)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(TemporalError::call(
+        "start resumed order workflow",
+        last.map_or_else(|| "no attempt".into(), |e| Box::new(e) as crate::Cause),
+    ))
+}
+
+/// How the workflow `workflow_id` stands: `None` while it runs, else how it
+/// ended (`Completed`, `Terminated`, …, or `not found` once Temporal no
+/// longer knows it).
+pub async fn workflow_state(
+    client: &Client,
+    workflow_id: &str,
+) -> Result<Option<String>, TemporalError> {
+    use temporalio_client::{WorkflowExecutionStatus, errors::WorkflowInteractionError};
+    match client
+        .get_workflow_handle::<OrderWorkflow>(workflow_id.to_string())
+        .describe(temporalio_client::WorkflowDescribeOptions::default())
+        .await
+    {
+        Ok(d) => Ok(match d.status() {
+            WorkflowExecutionStatus::Running => None,
+            other => Some(format!("{other:?}")),
+        }),
+        Err(WorkflowInteractionError::NotFound(_)) => Ok(Some("not found".into())),
+        Err(e) => Err(TemporalError::call("describe order workflow", e)),
+    }
+}
+
 /// Why a status change was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
@@ -111,39 +165,57 @@ pub enum ChangeError {
     Temporal(#[from] TemporalError),
 }
 
-/// Delivers a status change to the order's workflow and waits for its result.
+/// How a status change ended, as far as the caller waited.
+#[derive(Debug, Clone)]
+pub enum ChangeOutcome {
+    /// Applied; the order's view afterwards.
+    Applied(OrderView),
+    /// Accepted by the workflow (durably: it will be applied, or fail with
+    /// a reason in the order's history), but still going after `wait`, e.g.
+    /// while the warehouse is slow to cancel.
+    InProgress,
+}
+
+/// Delivers a status change to the order's workflow and waits up to `wait`
+/// for its result. The workflow accepts or refuses the change at once (its
+/// validator); applying it can take as long as the warehouse does, which an
+/// HTTP client should not have to wait for.
 pub async fn change_status(
     client: &Client,
     workflow_id: &str,
     change: StatusChange,
-) -> Result<OrderView, ChangeError> {
-    use temporalio_client::{WorkflowExecuteUpdateOptions, errors::WorkflowUpdateError};
+    wait: Duration,
+) -> Result<ChangeOutcome, ChangeError> {
+    use temporalio_client::{RpcOptions, WorkflowStartUpdateOptions};
     let handle = client.get_workflow_handle::<OrderWorkflow>(workflow_id.to_string());
-    match handle
-        .execute_update(
+    let update = handle
+        .start_update(
             OrderWorkflow::change_status,
             change,
-            WorkflowExecuteUpdateOptions::default(),
+            WorkflowStartUpdateOptions::default(),
         )
         .await
-    {
-        Ok(view) => Ok(view),
-        Err(WorkflowUpdateError::Failed(failure)) => {
-            Err(ChangeError::Refused(failure.message.clone()))
+        .map_err(change_error)?;
+    match tokio::time::timeout(wait, update.get_result(RpcOptions::default())).await {
+        Ok(result) => result.map(ChangeOutcome::Applied).map_err(change_error),
+        Err(_) => Ok(ChangeOutcome::InProgress),
+    }
+}
+
+fn change_error(e: temporalio_client::errors::WorkflowUpdateError) -> ChangeError {
+    use temporalio_client::errors::WorkflowUpdateError;
+    match e {
+        WorkflowUpdateError::Failed(failure) => ChangeError::Refused(failure.message.clone()),
+        WorkflowUpdateError::NotFound(status) => {
+            ChangeError::Temporal(TemporalError::call("update order workflow", status))
         }
-        Err(WorkflowUpdateError::NotFound(status)) => Err(ChangeError::Temporal(
-            TemporalError::call("update order workflow", status),
-        )),
-        Err(e) => {
+        e => {
             // The server says so only in the message of a generic RPC error.
             let text = e.to_string();
             if text.contains("workflow execution already completed") || text.contains("NotFound") {
-                Err(ChangeError::Finished)
+                ChangeError::Finished
             } else {
-                Err(ChangeError::Temporal(TemporalError::call(
-                    "update order workflow",
-                    e,
-                )))
+                ChangeError::Temporal(TemporalError::call("update order workflow", e))
             }
         }
     }

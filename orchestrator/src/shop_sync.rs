@@ -1,31 +1,19 @@
-//! Starting and nudging the shops' syncs, and the drift-repair schedule.
+//! Starting and nudging one shop's sync, and the settings every shop's
+//! sync runs with.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
 use runtime::config::{ConfigError, var_or};
 use temporalio_client::{
-    Client, WorkflowGetResultOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
-    WorkflowStartOptions,
-    schedules::{
-        CreateScheduleOptions, DeleteScheduleOptions, ScheduleAction, ScheduleError,
-        ScheduleOverlapPolicy, ScheduleSpec,
-    },
-    tonic::Code,
+    Client, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowStartOptions,
 };
-use tokio::sync::Notify;
 use workflows::{
-    DriftRepairWorkflow, ShopSyncWorkflow,
-    contracts::{DriftRepairInput, DriftReport, ShopSyncInput, ShopSyncPolicy},
+    ShopSyncWorkflow,
+    contracts::{ShopSyncInput, ShopSyncPolicy},
     shop_sync_workflow_id,
 };
 
-use crate::{connection::TemporalError, orchestrator::Orchestrator};
+use crate::connection::TemporalError;
 
 /// How the shops are kept in sync; the API and the worker read the same
 /// variables.
@@ -103,151 +91,4 @@ pub async fn nudge_shop_sync(
         .await
         .map(|_| ())
         .map_err(|e| TemporalError::call("nudge shop sync", e))
-}
-
-/// Longest a nudge may take: a later change nudges again, and the idle poll
-/// covers a lost one, so a slow Temporal must not hold the nudger up.
-const NUDGE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Turns "stock changed" into at most one nudge per shop per interval, on a
-/// task of its own: the process that changed the stock makes no Temporal
-/// call on its request path, and a burst of changes costs one nudge. A
-/// nudge that is lost (Temporal down) is covered by the syncs' idle poll.
-#[derive(Clone)]
-pub struct ShopSyncNudger {
-    wake: Arc<Notify>,
-    changed: Arc<AtomicBool>,
-}
-
-impl ShopSyncNudger {
-    /// Starts the nudging task for `shops` on the current Tokio runtime.
-    pub fn spawn(orchestrator: Orchestrator, shops: Vec<String>, policy: ShopSyncPolicy) -> Self {
-        let nudger = Self {
-            wake: Arc::new(Notify::new()),
-            changed: Arc::new(AtomicBool::new(false)),
-        };
-        let (wake, changed) = (nudger.wake.clone(), nudger.changed.clone());
-        let interval = Duration::from_millis(policy.interval_millis.max(1));
-        tokio::spawn(async move {
-            loop {
-                wake.notified().await;
-                while changed.swap(false, Ordering::AcqRel) {
-                    for shop in &shops {
-                        let started = std::time::Instant::now();
-                        let nudged = tokio::time::timeout(
-                            NUDGE_TIMEOUT,
-                            orchestrator.nudge_shop_sync(shop, &policy),
-                        )
-                        .await;
-                        match nudged {
-                            Ok(Ok(())) => {
-                                tracing::info!(shop, elapsed = ?started.elapsed(), "shop sync nudged");
-                            }
-                            Ok(Err(e)) => {
-                                tracing::warn!(shop, error = %e, "shop sync not nudged; its idle poll will find the change");
-                            }
-                            Err(_) => {
-                                tracing::warn!(
-                                    shop,
-                                    "shop sync nudge timed out; its idle poll will find the change"
-                                );
-                            }
-                        }
-                    }
-                    tokio::time::sleep(interval).await;
-                }
-            }
-        });
-        nudger
-    }
-
-    /// Stock changed: the shops' syncs should look. Cheap and never blocks.
-    pub fn stock_changed(&self) {
-        self.changed.store(true, Ordering::Release);
-        self.wake.notify_one();
-    }
-}
-
-/// The drift-repair schedule's id: one per task queue, so separate OMS
-/// deployments sharing a namespace keep their own.
-fn drift_schedule_id(task_queue: &str) -> String {
-    format!("drift-repair:{task_queue}")
-}
-
-/// Makes the drift-repair schedule run every `every` (creating it, or
-/// updating an existing one to this interval); `None` deletes it.
-pub async fn ensure_drift_repair_schedule(
-    client: &Client,
-    task_queue: &str,
-    every: Option<Duration>,
-) -> Result<(), TemporalError> {
-    let id = drift_schedule_id(task_queue);
-    let Some(every) = every else {
-        return match client
-            .get_schedule_handle(id)
-            .delete(DeleteScheduleOptions::default())
-            .await
-        {
-            Err(ScheduleError::Rpc(s)) if s.code() != Code::NotFound => {
-                Err(TemporalError::call("delete drift repair schedule", s))
-            }
-            _ => Ok(()),
-        };
-    };
-    let action = || {
-        ScheduleAction::start_workflow(
-            DriftRepairWorkflow::run,
-            DriftRepairInput {
-                attempt_timeout_secs: 600,
-            },
-            task_queue,
-            format!("drift-repair:{task_queue}"),
-        )
-    };
-    let options = CreateScheduleOptions::builder()
-        .action(action())
-        .spec(ScheduleSpec::from_interval(every))
-        // A run still going when the next is due: skip the next one.
-        .overlap_policy(ScheduleOverlapPolicy::Skip)
-        .build();
-    match client.create_schedule(id.clone(), options).await {
-        Ok(_) => Ok(()),
-        Err(ScheduleError::Rpc(s)) if s.code() == Code::AlreadyExists => {
-            let action = action();
-            client
-                .get_schedule_handle(id)
-                .update(
-                    move |u| {
-                        u.set_spec(ScheduleSpec::from_interval(every))
-                            .set_action(action);
-                    },
-                    Default::default(),
-                )
-                .await
-                .map_err(|e| TemporalError::call("update drift repair schedule", e))
-        }
-        Err(e) => Err(TemporalError::call("create drift repair schedule", e)),
-    }
-}
-
-/// Runs one drift repair now and waits for its reports (operators, tests).
-pub async fn run_drift_repair(
-    client: &Client,
-    task_queue: &str,
-) -> Result<Vec<DriftReport>, TemporalError> {
-    let workflow_id = format!("drift-repair:{task_queue}:now:{}", uuid::Uuid::new_v4());
-    let handle = client
-        .start_workflow(
-            DriftRepairWorkflow::run,
-            DriftRepairInput {
-                attempt_timeout_secs: 600,
-            },
-            WorkflowStartOptions::new(task_queue, workflow_id).build(),
-        )
-        .await
-        .map_err(|e| TemporalError::call("start drift repair", e))?;
-    handle
-        .get_result(WorkflowGetResultOptions::default())
-        .await
-        .map_err(|e| TemporalError::call("drift repair result", e))
 }

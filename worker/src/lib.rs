@@ -10,7 +10,9 @@ use activities::{
     metrics::{ActivityMetrics, SyncMetrics},
 };
 use db::{DatabaseSettings, Db, DbHooks, PgPool, ReserverSettings};
-use orchestrator::{ChannelSyncSettings, Orchestrator, ShopSyncNudger, TemporalSettings};
+use orchestrator::{
+    ChannelSyncSettings, Orchestrator, ReconcileSettings, ShopSyncNudger, TemporalSettings,
+};
 use runtime::config::{ConfigError, secs_or, var_or};
 use temporalio_common::telemetry::{
     PrometheusExporterOptions, TelemetryOptions, metrics::CoreMeter,
@@ -27,7 +29,7 @@ use vendors::{
     shopify::{DEFAULT_API_VERSION, ShopSettings, ShopifyClient, shops_from_env},
     wms::{WmsClient, WmsSettings},
 };
-use workflows::{DriftRepairWorkflow, OrderWorkflow, ShopSyncWorkflow};
+use workflows::{DriftRepairWorkflow, OrderWorkflow, ReconcileWorkflow, ShopSyncWorkflow};
 
 /// The cause of a set-up failure, as the library reported it.
 type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -56,6 +58,8 @@ pub struct WorkerSettings {
     pub metrics_addr: Option<SocketAddr>,
     /// The pace of the shops' syncs and of drift repair.
     pub channel_sync: ChannelSyncSettings,
+    /// How often stranded orders are looked for.
+    pub reconcile: ReconcileSettings,
 }
 
 impl WorkerSettings {
@@ -75,6 +79,7 @@ impl WorkerSettings {
             max_concurrent_workflow_tasks: var_or("OMS_WORKER_MAX_WORKFLOW_TASKS", 50)?,
             metrics_addr: metrics_addr_from_env()?,
             channel_sync: ChannelSyncSettings::from_env()?,
+            reconcile: ReconcileSettings::from_env()?,
         })
     }
 }
@@ -254,6 +259,12 @@ pub async fn run_with_metrics(
         settings.channel_sync.drift_repair_every,
     )
     .await?;
+    orchestrator::ensure_reconcile_schedule(
+        &client,
+        &settings.temporal.task_queue,
+        &settings.reconcile,
+    )
+    .await?;
 
     let telemetry = match &metrics {
         Some(m) => TelemetryOptions::builder().metrics(m.meter.clone()).build(),
@@ -293,6 +304,8 @@ pub async fn run_with_metrics(
         .register_workflow::<ShopSyncWorkflow>()
         .map_err(|e| WorkerError::Sdk(e.into()))?
         .register_workflow::<DriftRepairWorkflow>()
+        .map_err(|e| WorkerError::Sdk(e.into()))?
+        .register_workflow::<ReconcileWorkflow>()
         .map_err(|e| WorkerError::Sdk(e.into()))?
         .register_activities(
             OrderActivities::new(db.clone(), wms).with_metrics(activity_metrics.clone()),

@@ -27,6 +27,8 @@ pub mod names {
     pub const CLAIM_COMPENSATION: &str = "oms.claim_compensation";
     pub const SETTLE_WITH_WAREHOUSE: &str = "oms.settle_with_warehouse";
     pub const ADOPT_FULFILLMENT: &str = "oms.adopt_fulfillment";
+    pub const FIND_STRANDED: &str = "oms.find_stranded_orders";
+    pub const REPAIR_ORDER: &str = "oms.repair_order";
 }
 
 /// `ApplicationFailure` type names raised by activities.
@@ -106,6 +108,10 @@ pub struct OrderInput {
     /// Request id of the HTTP request that started the order, for log correlation.
     pub request_id: Option<String>,
     pub policy: SagaPolicy,
+    /// Set when the order's previous workflow ended while the order was at
+    /// the warehouse: this run takes over in that status, skipping the saga.
+    #[serde(default)]
+    pub resume: Option<OrderStatus>,
 }
 
 /// What `record_order` found.
@@ -233,6 +239,15 @@ activity!(
 activity!(
     /// The warehouse has the order and keeps it: COMPENSATING → FULFILLMENT_REQUESTED.
     AdoptFulfillment = names::ADOPT_FULFILLMENT, Adoption => ()
+);
+activity!(
+    /// Orders whose workflow has ended while they still hold units or are
+    /// not final.
+    FindStranded = names::FIND_STRANDED, ReconcileInput => Vec<StrandedOrder>
+);
+activity!(
+    /// Settles one stranded order.
+    RepairOrder = names::REPAIR_ORDER, StrandedOrder => Repair
 );
 activity!(
     /// Hands the order to the WMS (idempotent on the order id) and records it.
@@ -380,6 +395,38 @@ pub struct Adoption {
     pub order_id: Uuid,
     pub wms_order_id: String,
     pub reason: String,
+}
+
+/// What the reconciliation looks at.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReconcileInput {
+    /// One order (an operator's repair), or every candidate.
+    pub order_id: Option<Uuid>,
+    /// Orders changed more recently are left alone (their workflow is
+    /// probably just busy).
+    pub quiet_secs: u64,
+    /// Most orders per run.
+    pub limit: u32,
+}
+
+/// An order whose workflow has ended, as found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StrandedOrder {
+    pub order_id: Uuid,
+    pub status: OrderStatus,
+    pub workflow_id: String,
+    /// How its workflow ended (`Terminated`, `Failed`, `TimedOut`, `not found`, …).
+    pub workflow_state: String,
+}
+
+/// What the reconciliation did to one order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repair {
+    pub order_id: Uuid,
+    /// Its status afterwards.
+    pub status: OrderStatus,
+    /// What was done, for people.
+    pub action: String,
 }
 
 /// The order whose reserved units become SOLD, and why (for its history).

@@ -9,10 +9,12 @@
 
 pub mod contracts;
 mod order;
+mod reconcile;
 pub mod search;
 mod shop_sync;
 
 pub use order::{ORDER_WORKFLOW_TYPE, OrderView, OrderWorkflow, OrderWorkflowRun};
+pub use reconcile::{RECONCILE_WORKFLOW_TYPE, ReconcileWorkflow};
 pub use shop_sync::{
     DRIFT_REPAIR_WORKFLOW_TYPE, DriftRepairWorkflow, SHOP_SYNC_WORKFLOW_TYPE, ShopSyncWorkflow,
     shop_sync_workflow_id,

@@ -32,6 +32,9 @@ const OUTBOX_CHANNEL_SYNC: &str = "channel-sync-outbox";
 /// Patch marker: runs with it settle a failed submit with the warehouse
 /// before they release anything; runs without it release at once.
 const SETTLE_FAILED_SUBMIT: &str = "settle-failed-submit";
+/// A status change that was accepted but could not be applied is recorded
+/// on the order: the client that was answered 202 learns of it there.
+const RECORD_FAILED_CHANGE: &str = "record-failed-status-change";
 
 /// What the `status` query (and the workflow result) tells about an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +90,19 @@ impl OrderWorkflow {
         let input = ctx.state(|s| s.input.clone());
         let policy = input.policy.clone();
         let order_id = input.order_id;
+
+        if let Some(status) = input.resume {
+            // The order's previous workflow ended while the warehouse had the
+            // order; this run owns it from here (ship, deliver, cancel).
+            step(
+                ctx,
+                format!("resumed in {status}: the previous workflow had ended"),
+            );
+            set_status(ctx, status);
+            ctx.wait_condition(|s| s.view.status.is_final() && !s.busy)
+                .await?;
+            return Ok(view(ctx));
+        }
 
         let recorded = ctx
             .execute_activity(RecordOrder, input.clone(), db_opts(&policy))
@@ -270,7 +286,32 @@ impl OrderWorkflow {
             ctx.state_mut(|s| s.busy = false);
             return Err(format!("an order in {from} cannot become {}", change.to).into());
         }
+        let to = change.to;
         let applied = apply_change(ctx, change).await;
+        if let Err(e) = &applied
+            && ctx.patched(RECORD_FAILED_CHANGE)
+        {
+            let (order_id, policy) = ctx.state(|s| (s.input.order_id, s.input.policy.clone()));
+            let reason = format!("{to} was accepted but not applied: {e}");
+            step(ctx, reason.clone());
+            let recorded = ctx
+                .execute_activity(
+                    TransitionOrder,
+                    Transition {
+                        order_id,
+                        to: None,
+                        reason: Some(reason),
+                        problems: Vec::new(),
+                        notify: Some("status_change_failed".into()),
+                    },
+                    db_opts(&policy),
+                )
+                .await;
+            if let Err(r) = recorded {
+                // The order must take further changes all the same.
+                step(ctx, format!("could not record that: {}", failure_text(&r)));
+            }
+        }
         ctx.state_mut(|s| s.busy = false);
         applied.map(|()| view(ctx))
     }

@@ -1,4 +1,9 @@
-use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
 use serde_json::json;
 
 use crate::state::AppState;
@@ -24,6 +29,33 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({"status": "unavailable", "database": "unreachable"})),
             )
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format (series listed in the README)", content_type = "text/plain")))]
+/// `GET /metrics`: this process's series, for Prometheus to scrape, and the
+/// orders waiting in each open status (read from Postgres at each scrape).
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let metrics = &state.metrics;
+    match state.db.open_orders().await {
+        Ok(open) => metrics.open_orders(&open),
+        // The rest of the series are still worth scraping.
+        Err(e) => tracing::warn!(error = %e, "open orders could not be counted for the metrics"),
+    }
+    match metrics.render() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics could not be rendered");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
 }

@@ -5,6 +5,7 @@ use db::{DatabaseSettings, ReserverSettings};
 use orchestrator::TemporalSettings;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use uuid::Uuid;
 use workflows::contracts::SagaPolicy;
 
 /// A running API on a random port over the test's own database.
@@ -35,6 +36,8 @@ pub fn test_settings() -> Settings {
         // Concurrency tests send hundreds of requests from one address.
         limits: api::LimitSettings::unlimited(),
         channel_sync: Default::default(),
+        // Tests that want the 202 of a slow change shorten this.
+        status_change_wait: Duration::from_secs(60),
     }
 }
 
@@ -190,4 +193,40 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str
         }
     }
     body
+}
+
+/// Records an order of one line (SKU X, 1 unit at 1.50) straight into the
+/// database: for tests about reads and refusals, which need no saga.
+pub async fn seed_order(
+    db: &db::Db,
+    channel: domain::Channel,
+    shop: Option<&str>,
+    external_id: &str,
+) -> Uuid {
+    let order_id = Uuid::new_v4();
+    let name = format!("#{external_id}");
+    let workflow_id = format!("wf-{external_id}");
+    db.record_order(&db::NewOrder {
+        order_id,
+        channel,
+        shop,
+        external_id,
+        name: Some(&name),
+        currency: None,
+        placed_at: None,
+        lines: vec![db::NewOrderLine {
+            line_no: 1,
+            sku: "X",
+            quantity: 1,
+            unit_price: Some("1.50"),
+            external_line_id: None,
+            title: None,
+        }],
+        shipping_address: None,
+        request_id: None,
+        workflow_id: &workflow_id,
+    })
+    .await
+    .unwrap();
+    order_id
 }

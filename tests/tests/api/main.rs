@@ -19,6 +19,7 @@ mod limits;
 mod migrations;
 mod observability;
 mod orders;
+mod reconcile;
 mod replay;
 mod saga;
 mod saga_support;

@@ -13,7 +13,7 @@ use wiremock::{
 use worker::WorkerMetrics;
 
 use crate::{
-    helpers::spawn_app,
+    helpers::{seed_order, spawn_app},
     saga_support::{SHOPS, order_payload, saga_env, wms_accepts},
     temporal::with_worker_metrics,
 };
@@ -81,6 +81,50 @@ async fn api_metrics_count_requests_by_route_template_and_status(pool: PgPool) {
     // The scrape itself is answered before it is counted.
     assert_eq!(requests("/metrics", "200"), None);
     assert_eq!(sample(&text, "oms_http_requests_in_flight", &[]), Some(1.0));
+}
+
+/// An order long in COMPENSATING or RECEIVED needs someone: the API's
+/// metrics count the orders in every open status and say how long the
+/// longest-waiting one has waited, which the shipped alert rules watch.
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn api_metrics_show_how_many_orders_wait_in_each_open_status_and_for_how_long(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let db = db::Db::new(pool.clone(), &db::ReserverSettings::default());
+    for (key, status, minutes_ago) in [
+        ("stuck", "COMPENSATING", 20),
+        ("fresh", "COMPENSATING", 0),
+        ("new", "RECEIVED", 1),
+        ("done", "DELIVERED", 60),
+    ] {
+        let order = seed_order(&db, domain::Channel::Api, None, key).await;
+        sqlx::query(
+            "UPDATE orders SET status = $2, updated_at = now() - make_interval(mins => $3) WHERE id = $1",
+        )
+        .bind(order)
+        .bind(status)
+        .bind(minutes_ago)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    let text = scrape(&app.url("/metrics")).await;
+
+    let open = |status: &str| sample(&text, "oms_orders_open", &[("status", status)]);
+    let oldest = |status: &str| {
+        sample(
+            &text,
+            "oms_orders_oldest_unchanged_seconds",
+            &[("status", status)],
+        )
+    };
+    assert_eq!(open("COMPENSATING"), Some(2.0));
+    assert_eq!(open("RECEIVED"), Some(1.0));
+    assert_eq!(open("SHIPPED"), Some(0.0));
+    assert_eq!(open("DELIVERED"), None, "final statuses are not open");
+    let compensating = oldest("COMPENSATING").unwrap();
+    assert!((1_200.0..1_300.0).contains(&compensating), "{compensating}");
+    assert_eq!(oldest("SHIPPED"), Some(0.0));
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR")]

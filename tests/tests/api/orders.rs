@@ -10,8 +10,8 @@ use wiremock::{
 };
 
 use crate::{
-    helpers::{TestApp, assert_problem, spawn_app},
-    saga_support::{SagaEnv, saga_env},
+    helpers::{TestApp, assert_problem, seed_order, spawn_app},
+    saga_support::{SagaEnv, saga_env, saga_env_with},
     temporal::with_worker,
 };
 
@@ -73,42 +73,6 @@ async fn place_until_fulfillment_requested(
     env.wait_for_status(id.parse().unwrap(), &["FULFILLMENT_REQUESTED"])
         .await;
     id
-}
-
-/// Records an order of one line (SKU X, 1 unit at 1.50) straight into the
-/// database: for tests about reads and refusals, which need no saga.
-async fn seed_order(
-    db: &db::Db,
-    channel: domain::Channel,
-    shop: Option<&str>,
-    external_id: &str,
-) -> Uuid {
-    let order_id = Uuid::new_v4();
-    let name = format!("#{external_id}");
-    let workflow_id = format!("wf-{external_id}");
-    db.record_order(&db::NewOrder {
-        order_id,
-        channel,
-        shop,
-        external_id,
-        name: Some(&name),
-        currency: None,
-        placed_at: None,
-        lines: vec![db::NewOrderLine {
-            line_no: 1,
-            sku: "X",
-            quantity: 1,
-            unit_price: Some("1.50"),
-            external_line_id: None,
-            title: None,
-        }],
-        shipping_address: None,
-        request_id: None,
-        workflow_id: &workflow_id,
-    })
-    .await
-    .unwrap();
-    order_id
 }
 
 async fn mount_wms(env: &SagaEnv) {
@@ -635,8 +599,134 @@ async fn a_warehouse_that_refuses_to_cancel_leaves_the_order_as_it_was(pool: PgP
             "{p}"
         );
         assert_eq!(env.app.levels("PICKED").await, (2, 1, 0));
+        wait_for_notification(&env, &id, "status_change_failed").await;
         // It can still ship.
         assert_eq!(patch_status(&env.app, &id, "SHIPPED").await.status(), 200);
+    })
+    .await;
+}
+
+/// The warehouse answers 503 to this many cancel calls, then as `then`.
+async fn wms_cancel_fails_then(env: &SagaEnv, failures: u64, then: ResponseTemplate) {
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/wms/order/9001/cancel$"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(failures)
+        .with_priority(1)
+        .expect(failures)
+        .mount(&env.wms)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/wms/order/9001/cancel$"))
+        .respond_with(then)
+        .with_priority(2)
+        .expect(1)
+        .mount(&env.wms)
+        .await;
+}
+
+/// Waits until the order's detail has a notification of `kind`.
+async fn wait_for_notification(env: &SagaEnv, id: &str, kind: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let detail = env.app.get_json(&format!("/orders/{id}")).await;
+        if let Some(n) = detail["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["kind"] == kind)
+        {
+            return n.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {kind} notification: {detail}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// A cancellation holds no HTTP request for as long as the warehouse takes:
+/// once the workflow has accepted it the client gets 202 and where to look,
+/// further changes are refused while it runs, and it completes on its own.
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_cancellation_the_warehouse_is_slow_to_confirm_answers_202_and_completes_later(
+    pool: PgPool,
+) {
+    let env = saga_env_with(pool.clone(), |s| {
+        s.status_change_wait = std::time::Duration::from_millis(500);
+    })
+    .await;
+    mount_wms(&env).await;
+    // Backing off from 100 ms, six refusals take seconds.
+    wms_cancel_fails_then(
+        &env,
+        6,
+        ResponseTemplate::new(200).set_body_json(json!({"id": 9001, "status": "Cancelled"})),
+    )
+    .await;
+    env.app.set_stock("SLOWCANCEL", 4).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let id =
+            place_until_fulfillment_requested(&env, "slow-cancel-1", &[("SLOWCANCEL", 1)]).await;
+
+        let accepted = patch_status(&env.app, &id, "CANCELLED").await;
+
+        assert_eq!(accepted.status(), 202);
+        assert_eq!(
+            accepted.headers()["location"].to_str().unwrap(),
+            format!("/orders/{id}")
+        );
+        let body: Value = accepted.json().await.unwrap();
+        assert_eq!(body["status"], "FULFILLMENT_REQUESTED");
+        assert_eq!(body["requestedStatus"], "CANCELLED");
+        let p = assert_problem(
+            patch_status(&env.app, &id, "SHIPPED").await,
+            409,
+            "transition_refused",
+        )
+        .await;
+        assert!(p["detail"].as_str().unwrap().contains("in progress"), "{p}");
+        env.wait_for_status(id.parse().unwrap(), &["CANCELLED"])
+            .await;
+        assert_eq!(env.app.levels("SLOWCANCEL").await, (4, 0, 0));
+    })
+    .await;
+}
+
+/// A cancellation answered 202 that the warehouse then refuses for good:
+/// the order keeps its status, says why in its notifications, and takes
+/// the next change.
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_cancellation_refused_after_its_202_is_recorded_on_the_order(pool: PgPool) {
+    let env = saga_env_with(pool.clone(), |s| {
+        s.status_change_wait = std::time::Duration::from_millis(500);
+    })
+    .await;
+    mount_wms(&env).await;
+    wms_cancel_fails_then(
+        &env,
+        6,
+        ResponseTemplate::new(422).set_body_json(json!({"": ["Order already picked"]})),
+    )
+    .await;
+    env.app.set_stock("LATEPICK", 4).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let id = place_until_fulfillment_requested(&env, "late-pick-1", &[("LATEPICK", 1)]).await;
+
+        assert_eq!(patch_status(&env.app, &id, "CANCELLED").await.status(), 202);
+
+        let note = wait_for_notification(&env, &id, "status_change_failed").await;
+        let message = note["message"].as_str().unwrap();
+        assert!(message.contains("CANCELLED"), "{message}");
+        assert!(message.contains("already picked"), "{message}");
+        assert_eq!(
+            env.app.get_json(&format!("/orders/{id}")).await["status"],
+            "FULFILLMENT_REQUESTED"
+        );
+        assert_eq!(env.app.levels("LATEPICK").await, (3, 1, 0));
+        let shipped = patch_status(&env.app, &id, "SHIPPED").await;
+        assert_eq!(shipped.status(), 200, "{:?}", shipped.text().await);
     })
     .await;
 }

@@ -24,8 +24,8 @@ use wiremock::{
     matchers::{body_string_contains, method, path, path_regex},
 };
 use workflows::{
-    DriftRepairWorkflow, OrderWorkflow, ShopSyncWorkflow,
-    contracts::{DriftRepairInput, OrderInput},
+    DriftRepairWorkflow, OrderWorkflow, ReconcileWorkflow, ShopSyncWorkflow,
+    contracts::{DriftRepairInput, OrderInput, ReconcileInput},
     shop_sync_workflow_id,
 };
 
@@ -46,6 +46,8 @@ fn replayer() -> WorkflowReplayer {
             .register_workflow::<ShopSyncWorkflow>()
             .unwrap()
             .register_workflow::<DriftRepairWorkflow>()
+            .unwrap()
+            .register_workflow::<ReconcileWorkflow>()
             .unwrap()
             .build(),
     )
@@ -268,6 +270,45 @@ async fn representative_order_runs_replay_against_the_code_that_ran_them(pool: P
             .unwrap();
         assert!(reports.iter().any(|r| r.repaired == 1), "{reports:?}");
         runs.push(("drift-repair", drift_id));
+
+        // An order at the warehouse whose workflow was terminated: the
+        // reconciliation hands it to a new workflow, which ships it.
+        let (id, wf) = api_order_at_the_warehouse(&env, "replay-resumed", "SHIPME").await;
+        client
+            .get_workflow_handle::<OrderWorkflow>(wf.clone())
+            .terminate(temporalio_client::WorkflowTerminateOptions::default())
+            .await
+            .unwrap();
+        let reconcile_id = format!("replay-reconcile-{}", uuid::Uuid::new_v4());
+        let repairs = client
+            .start_workflow(
+                ReconcileWorkflow::run,
+                ReconcileInput {
+                    order_id: Some(id.parse().unwrap()),
+                    quiet_secs: 0,
+                    limit: 10,
+                },
+                temporalio_client::WorkflowStartOptions::new(
+                    env.worker.temporal.task_queue.clone(),
+                    reconcile_id.clone(),
+                )
+                .build(),
+            )
+            .await
+            .unwrap()
+            .get_result(Default::default())
+            .await
+            .unwrap();
+        assert_eq!(repairs.len(), 1, "{repairs:?}");
+        runs.push(("reconcile-took-over", reconcile_id));
+        patch_status(&env, &id, "SHIPPED").await;
+        let resumed: String =
+            sqlx::query_scalar("SELECT workflow_id FROM orders WHERE id = $1::uuid")
+                .bind(&id)
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+        runs.push(("order-resumed-shipped", resumed));
 
         let generation = std::env::var("OMS_RECORD_HISTORIES").ok();
         let replayer = replayer();

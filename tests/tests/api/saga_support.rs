@@ -156,6 +156,12 @@ pub async fn saga_env_with(pool: PgPool, adjust: impl FnOnce(&mut api::Settings)
         // Tests that scrape it start their own on port 0.
         metrics_addr: None,
         channel_sync: fast_channel_sync(),
+        // Tests reconcile when they ask; nothing is quiet long enough here.
+        reconcile: orchestrator::ReconcileSettings {
+            every: None,
+            quiet: Duration::ZERO,
+            limit: 500,
+        },
     };
     SagaEnv {
         app,

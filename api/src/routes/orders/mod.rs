@@ -13,7 +13,7 @@ use axum::{
 use chrono::Utc;
 use db::OrderDetail;
 use domain::{Channel, OrderStatus, order_id_for};
-use orchestrator::{ChangeError, Started};
+use orchestrator::{ChangeError, ChangeOutcome, Started};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -117,6 +117,7 @@ pub async fn place(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         policy: state.saga_policy.clone(),
+        resume: None,
     };
     let workflow_id = match state.orchestrator.start_order(input).await? {
         Started::Running { workflow_id } | Started::AlreadyFinished { workflow_id } => workflow_id,
@@ -225,6 +226,7 @@ pub async fn list(
 #[utoipa::path(patch, path = "/orders/{id}/status", tag = "orders", params(("id" = Uuid, Path)),
     request_body = StatusDto,
     responses((status = 200, description = "The order after the change", body = OrderDetail),
+        (status = 202, description = "Accepted and still being applied (the warehouse is slow to cancel): the order as it stands, `requestedStatus`, and `Location` to poll. If it cannot be applied after all, the order keeps its status and gets a `status_change_failed` notification", body = OrderDetail),
         (status = 400, description = "Unknown status", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Illegal now (`currentStatus`, `allowedStatuses`) or refused by the warehouse", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -234,7 +236,7 @@ pub async fn change_status(
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<StatusDto>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = parse_order_id(&id)?;
     let change = body.validate()?;
     let to = change.to;
@@ -245,10 +247,26 @@ pub async fn change_status(
     }
     match state
         .orchestrator
-        .change_status(&detail.summary.workflow_id, change)
+        .change_status(
+            &detail.summary.workflow_id,
+            change,
+            state.status_change_wait,
+        )
         .await
     {
-        Ok(_) => {}
+        Ok(ChangeOutcome::Applied(_)) => {}
+        Ok(ChangeOutcome::InProgress) => {
+            tracing::info!(order.id = %id, %from, %to, "order status change accepted, still being applied");
+            let mut body = detail_json(&state, state.db.order_detail(id).await?);
+            body["requestedStatus"] = Value::String(to.to_string());
+            let location = format!("/orders/{id}");
+            return Ok((
+                StatusCode::ACCEPTED,
+                [(header::LOCATION, location)],
+                Json(body),
+            )
+                .into_response());
+        }
         Err(ChangeError::Refused(reason)) => return Err(ApiError::TransitionRefused(reason)),
         Err(ChangeError::Finished) => {
             // The workflow finished between our read and the update.
@@ -258,5 +276,5 @@ pub async fn change_status(
         Err(ChangeError::Temporal(e)) => return Err(e.into()),
     }
     tracing::info!(order.id = %id, %from, %to, "order status changed");
-    Ok(Json(detail_json(&state, state.db.order_detail(id).await?)))
+    Ok(Json(detail_json(&state, state.db.order_detail(id).await?)).into_response())
 }
