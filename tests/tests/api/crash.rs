@@ -2,7 +2,6 @@
 //! step with an external effect runs twice.
 
 use std::{
-    path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -14,33 +13,10 @@ use wiremock::{
     matchers::{method, path},
 };
 
-use crate::saga_support::{SagaEnv, saga_env};
-
-fn worker_binary() -> PathBuf {
-    let bin = std::env::var("OMS_WORKER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/oms-worker")
-        });
-    assert!(
-        bin.exists(),
-        "{} is missing: `make test` builds it (cargo build --bins)",
-        bin.display()
-    );
-    bin
-}
-
-/// The URL of the test's own database, for a worker in another process.
-fn database_url(pool: &PgPool) -> String {
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let server = &base[..base.rfind('/').expect("a database path")];
-    format!(
-        "{server}/{}",
-        pool.connect_options()
-            .get_database()
-            .expect("a database name")
-    )
-}
+use crate::{
+    helpers::{built_binary, database_url},
+    saga_support::{SagaEnv, saga_env},
+};
 
 /// Starts `oms-worker` configured exactly like the in-process one.
 fn spawn_worker(env: &SagaEnv) -> Child {
@@ -53,7 +29,7 @@ fn spawn_worker(env: &SagaEnv) -> Child {
                    "access_token": "shpat-test", "location_id": s.location_id})
         })
         .collect();
-    Command::new(worker_binary())
+    Command::new(built_binary("oms-worker"))
         .env("DATABASE_URL", database_url(&env.pool))
         .env("TEMPORAL_ADDRESS", &env.worker.temporal.address)
         .env("OMS_TASK_QUEUE", &env.worker.temporal.task_queue)

@@ -230,3 +230,37 @@ pub async fn seed_order(
     .unwrap();
     order_id
 }
+
+/// A binary of this workspace, built before the tests run (`make test` runs
+/// `cargo build --bins`); found beside `OMS_WORKER_BIN` when that is set.
+pub fn built_binary(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var("OMS_WORKER_BIN")
+        .ok()
+        .and_then(|w| {
+            std::path::PathBuf::from(w)
+                .parent()
+                .map(std::path::Path::to_path_buf)
+        })
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug")
+        });
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: `make test` builds it (cargo build --bins)",
+        bin.display()
+    );
+    bin
+}
+
+/// The URL of the test's own database, for a binary in another process.
+pub fn database_url(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let server = &base[..base.rfind('/').expect("a database path")];
+    format!(
+        "{server}/{}",
+        pool.connect_options()
+            .get_database()
+            .expect("a database name")
+    )
+}

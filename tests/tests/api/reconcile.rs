@@ -15,6 +15,7 @@ use wiremock::{
 use workflows::OrderWorkflow;
 
 use crate::{
+    helpers::{built_binary, database_url},
     saga_support::{SHOPS, SagaEnv, order_id, saga_env, wms_accepts},
     temporal::with_worker,
 };
@@ -242,6 +243,53 @@ async fn orders_whose_workflow_runs_are_left_alone(pool: PgPool) {
                 .iter()
                 .all(|(k, _)| k != "order_repaired")
         );
+    })
+    .await;
+}
+
+/// The operator's command: `oms-api orders repair <id>` settles one order
+/// at once (no quiet period) through the running workers, and prints what
+/// it did.
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn the_operator_command_repairs_one_order_and_says_what_it_did(pool: PgPool) {
+    let env = saga_env(pool.clone()).await;
+    Mock::given(method("POST"))
+        .and(path("/wms/order"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&env.wms)
+        .await;
+    env.app.set_stock("BYHAND", 2).await;
+    let order = order_id(SHOPS[0], 93_005);
+    with_worker(env.worker.clone(), pool.clone(), async {
+        env.place(93_005, &[("BYHAND", 2)]).await;
+        env.wait_for_status(order, &["RESERVED"]).await;
+        terminate(&env, order).await;
+
+        let mut command = std::process::Command::new(built_binary("oms-api"));
+        command
+            .args(["orders", "repair", &order.to_string()])
+            .env("DATABASE_URL", database_url(&env.pool))
+            .env("TEMPORAL_ADDRESS", &env.worker.temporal.address)
+            .env("OMS_TASK_QUEUE", &env.worker.temporal.task_queue)
+            // A quiet period the order has not had: the command ignores it.
+            .env("OMS_RECONCILE_QUIET_SECS", "3600")
+            .env("RUST_LOG", "warn");
+        // Off this task: the in-process worker that does the repair runs on it.
+        let out = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .unwrap()
+            .expect("oms-api runs");
+
+        assert!(out.status.success(), "{out:?}");
+        let printed: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(printed.len(), 1, "{printed:?}");
+        assert_eq!(printed[0]["order_id"], order.to_string());
+        assert_eq!(printed[0]["status"], "FAILED");
+        assert_eq!(env.app.levels("BYHAND").await, (2, 0, 0));
     })
     .await;
 }
