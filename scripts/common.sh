@@ -18,6 +18,9 @@ export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-http://127.0.0.1:${TEMPORAL_PORT}}"
 export OMS_SIMULATOR_ADDR="${OMS_SIMULATOR_ADDR:-127.0.0.1:8090}"
 export OMS_WORKER_METRICS_ADDR="${OMS_WORKER_METRICS_ADDR:-127.0.0.1:9464}"
 export OMS_WMS_URL="${OMS_WMS_URL:-http://${OMS_SIMULATOR_ADDR}/wms/2026-07}"
+# The stores file and the WMS token below are this repository's public
+# development values; the binaries refuse them unless this is set.
+export OMS_ALLOW_DEV_SECRETS="${OMS_ALLOW_DEV_SECRETS:-true}"
 export OMS_SHOPIFY_STORES_FILE="${OMS_SHOPIFY_STORES_FILE:-$ROOT/config/dev-stores.json}"
 TEMPORAL_BIN="$TOOLS_DIR/temporal/bin/temporal"
 

@@ -8,15 +8,22 @@ SIM="http://$OMS_SIMULATOR_ADDR"
 SHOP=store-a.myshopify.com
 SECRET=dev-webhook-secret-a
 SKU=POPULAR-TSHIRT
+# The development key `make up` / `make run` created (every scope).
+API_KEY_FILE="$RUN_DIR/dev-api-key"
+[ -s "$API_KEY_FILE" ] || die "no $API_KEY_FILE: start the stack with 'make up' or 'make run'"
+AUTH="Authorization: Bearer $(cat "$API_KEY_FILE")"
 step() { printf '\n\033[1;32m### %s\033[0m\n' "$*" >&2; }
 show() { printf '\033[1m$ %s\033[0m\n' "$*" >&2; eval "$@"; echo; }
 
 step "Inventory API: set stock, reserve, sell; a token works once"
-show "curl -s -X PATCH $B/product/$SKU/stock -d '{\"stock\": 100}'"
-TOKEN=$(curl -s -X POST "$B/product/$SKU/reserve" | sed -E 's/.*"reservationToken":"([^"]+)".*/\1/')
-show "curl -s -X POST $B/product/$SKU/sold -d '{\"reservationToken\": \"$TOKEN\"}'"
-show "curl -s -X POST $B/product/$SKU/sold -d '{\"reservationToken\": \"$TOKEN\"}'"
-show "curl -s -X PATCH $B/product/$SKU/stock -d '{\"stock\": -5}'"
+show "curl -s -H \"\$AUTH\" -X PATCH $B/product/$SKU/stock -d '{\"stock\": 100}'"
+TOKEN=$(curl -s -H "$AUTH" -X POST "$B/product/$SKU/reserve" | sed -E 's/.*"reservationToken":"([^"]+)".*/\1/')
+show "curl -s -H \"\$AUTH\" -X POST $B/product/$SKU/sold -d '{\"reservationToken\": \"$TOKEN\"}'"
+show "curl -s -H \"\$AUTH\" -X POST $B/product/$SKU/sold -d '{\"reservationToken\": \"$TOKEN\"}'"
+show "curl -s -H \"\$AUTH\" -X PATCH $B/product/$SKU/stock -d '{\"stock\": -5}'"
+
+step "Without an API key nothing is done (and the answer says what is missing)"
+show "curl -s -X PATCH $B/product/$SKU/stock -d '{\"stock\": 0}'"
 
 # send_order SHOPIFY_ID QTY: posts a signed orders/create webhook from store A.
 send_order() {
@@ -48,7 +55,7 @@ wait_order() {
 # wait_shops SKU: waits (up to 10 s) until both shops show the OMS's IN_STOCK of SKU.
 wait_shops() {
   local want
-  want=$(curl -s "$B/product/$1" | sed -E 's/.*"IN_STOCK":([0-9]+).*/\1/')
+  want=$(curl -s -H "$AUTH" "$B/product/$1" | sed -E 's/.*"IN_STOCK":([0-9]+).*/\1/')
   for _ in $(seq 1 50); do
     a=$(curl -s "$SIM/shops/store-a.myshopify.com/inventory" | python3 -c "import json,sys; print(json.load(sys.stdin).get('$1'))")
     b=$(curl -s "$SIM/shops/store-b.myshopify.com/inventory" | python3 -c "import json,sys; print(json.load(sys.stdin).get('$1'))")
@@ -62,18 +69,18 @@ ID=$(date +%s%N | cut -c1-16)
 step "A signed Shopify orders/create webhook for 2 × $SKU (order $ID)"
 show "send_order $ID 2"
 wait_order "$ID"
-show "curl -s $B/product/$SKU"
+show "curl -s -H \"\$AUTH\" $B/product/$SKU"
 step "Channel sync: both shops now show the new available level"
 wait_shops "$SKU"
 show "curl -s $SIM/shops/store-a.myshopify.com/inventory"
 show "curl -s $SIM/shops/store-b.myshopify.com/inventory"
 
 step "Every change of stock reaches the shops, not only orders: five reserves through the stock API"
-for _ in 1 2 3 4 5; do curl -s -o /dev/null -X POST "$B/product/$SKU/reserve"; done
-show "curl -s $B/product/$SKU"
+for _ in 1 2 3 4 5; do curl -s -H "$AUTH" -o /dev/null -X POST "$B/product/$SKU/reserve"; done
+show "curl -s -H \"\$AUTH\" $B/product/$SKU"
 wait_shops "$SKU"
 show "curl -s $SIM/shops/store-b.myshopify.com/inventory"
-show "curl -s $B/channels"
+show "curl -s -H \"\$AUTH\" $B/channels"
 show "curl -s $SIM/shops/store-b.myshopify.com/stats"
 log "workflow in the Temporal UI: http://localhost:$TEMPORAL_UI_PORT/namespaces/default/workflows/order:shopify:$SHOP:$ID"
 
@@ -82,21 +89,21 @@ step "The warehouse rejects the next order for good: the saga compensates"
 show "curl -s -X PUT $SIM/control/wms/mode -H 'content-type: application/json' -d '{\"mode\": \"reject\"}'"
 show "send_order $ID2 3"
 wait_order "$ID2"
-show "curl -s $B/product/$SKU"
+show "curl -s -H \"\$AUTH\" $B/product/$SKU"
 show "curl -s -X PUT $SIM/control/wms/mode -H 'content-type: application/json' -d '{\"mode\": \"ok\"}'"
 log "compensated workflow: http://localhost:$TEMPORAL_UI_PORT/namespaces/default/workflows/order:shopify:$SHOP:$ID2"
 
 KEY="demo-$ID"
 step "The orders API: place an order and wait for its reservation, then ship it"
-show "curl -s -X POST $B/orders -H 'content-type: application/json' -H 'Idempotency-Key: $KEY' -H 'Prefer: wait=10' -d '{\"customerReference\": \"CUST-42\", \"lines\": [{\"sku\": \"$SKU\", \"quantity\": 1}], \"shippingAddress\": {\"name\": \"Grace Hopper\", \"address1\": \"2 Harbor Rd\", \"city\": \"Hamburg\", \"zip\": \"20095\", \"countryCode\": \"DE\"}}' | head -c 300; echo ' …'"
-ORDER=$(curl -s "$B/orders?channel=api&limit=1" | sed -E 's/.*"id":"([0-9a-f-]{36})".*/\1/')
+show "curl -s -H \"\$AUTH\" -X POST $B/orders -H 'content-type: application/json' -H 'Idempotency-Key: $KEY' -H 'Prefer: wait=10' -d '{\"customerReference\": \"CUST-42\", \"lines\": [{\"sku\": \"$SKU\", \"quantity\": 1}], \"shippingAddress\": {\"name\": \"Grace Hopper\", \"address1\": \"2 Harbor Rd\", \"city\": \"Hamburg\", \"zip\": \"20095\", \"countryCode\": \"DE\"}}' | head -c 300; echo ' …'"
+ORDER=$(curl -s -H "$AUTH" "$B/orders?channel=api&limit=1" | sed -E 's/.*"id":"([0-9a-f-]{36})".*/\1/')
 for _ in $(seq 1 60); do
-  curl -s "$B/orders/$ORDER" | grep -q '"status":"FULFILLMENT_REQUESTED"' && break
+  curl -s -H "$AUTH" "$B/orders/$ORDER" | grep -q '"status":"FULFILLMENT_REQUESTED"' && break
   sleep 0.5
 done
-show "curl -s -X PATCH $B/orders/$ORDER/status -H 'content-type: application/json' -d '{\"status\": \"DELIVERED\"}'"
-show "curl -s -X PATCH $B/orders/$ORDER/status -H 'content-type: application/json' -d '{\"status\": \"SHIPPED\"}' | head -c 300; echo ' …'"
-show "curl -s $B/product/$SKU"
+show "curl -s -H \"\$AUTH\" -X PATCH $B/orders/$ORDER/status -H 'content-type: application/json' -d '{\"status\": \"DELIVERED\"}'"
+show "curl -s -H \"\$AUTH\" -X PATCH $B/orders/$ORDER/status -H 'content-type: application/json' -d '{\"status\": \"SHIPPED\"}' | head -c 300; echo ' …'"
+show "curl -s -H \"\$AUTH\" $B/product/$SKU"
 log "order $ORDER: GET $B/orders/$ORDER shows its lines, reservations and history"
 
 step "Operators: Prometheus metrics of the API and the worker, and finding orders in Temporal"

@@ -66,11 +66,21 @@ start worker "$ROOT/target/release/oms-worker"
 start api "$ROOT/target/release/oms-api"
 wait_for 60 http_ok "http://$OMS_API_ADDR/health/ready" || { tail -20 "$RUN_DIR/api.log"; die "api did not become ready"; }
 
+# A development API key with every scope, kept across runs while it is live
+# (so a Postman environment or a shell variable keeps working).
+KEY_FILE="$RUN_DIR/dev-api-key"
+if ! { [ -s "$KEY_FILE" ] && curl -fsS -o /dev/null -H "Authorization: Bearer $(cat "$KEY_FILE")" "http://$OMS_API_ADDR/products?limit=1"; }; then
+  "$ROOT/target/release/oms-api" keys create --name "dev ($(whoami)@$(hostname))" --scopes admin --plain >"$KEY_FILE.new"
+  mv "$KEY_FILE.new" "$KEY_FILE" && chmod 600 "$KEY_FILE"
+  log "created a development API key (every scope) in .run/dev-api-key"
+fi
+
 "$ROOT/scripts/demo.sh"
 
 cat >&2 <<MSG
 
   API            http://$OMS_API_ADDR        (logs: .run/api.log)
+  API key        $(cat "$KEY_FILE")   (in .run/dev-api-key; send it as 'Authorization: Bearer <key>')
   Temporal UI    http://localhost:$TEMPORAL_UI_PORT  (workflows of namespace 'default')
   Simulator      http://$OMS_SIMULATOR_ADDR        (GET / lists its endpoints; PUT /control/... makes it fail)
   Worker         logs: .run/worker.log; metrics http://$OMS_WORKER_METRICS_ADDR/metrics

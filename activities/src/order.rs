@@ -5,7 +5,7 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use db::{Db, DbError, FulfillmentOrder, NewOrder, NewOrderLine};
+use db::{Db, DbError, FulfillmentOrder};
 use domain::OrderStatus;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
@@ -13,9 +13,9 @@ use uuid::Uuid;
 use vendors::http::ClientError;
 use vendors::wms::{NewWmsOrder, Recipient, RecipientAddress, WmsClient, WmsProduct};
 use workflows::contracts::{
-    self, Adoption, Claim, Compensation, FulfillmentAccepted, LineProblem, LineQty, OrderInput,
-    ReconcileInput, Recorded, Repair, ReserveOrderInput, ReserveOutcome, SagaPolicy, Sale,
-    StrandedOrder, Transition, WarehouseCheck, error_types,
+    self, Adoption, Claim, Compensation, FulfillmentAccepted, LineInput, LineProblem, LineQty,
+    OrderInput, ReconcileInput, Recorded, Repair, ReserveOrderInput, ReserveOutcome, SagaPolicy,
+    Sale, StrandedOrder, Transition, WarehouseCheck, error_types,
 };
 
 use crate::{
@@ -79,31 +79,33 @@ impl OrderActivities {
     }
 }
 
-/// The order as the database records it.
-fn new_order<'a>(input: &'a OrderInput, workflow_id: &'a str) -> NewOrder<'a> {
-    NewOrder {
-        order_id: input.order_id,
-        channel: input.channel,
-        shop: input.shop.as_deref(),
-        external_id: &input.external_id,
-        name: input.name.as_deref(),
-        currency: input.currency.as_deref(),
-        placed_at: input.placed_at.as_deref(),
-        lines: input
+/// The input of an order's saga rebuilt from its record: the lines, and no
+/// customer data (activities read that from Postgres).
+fn saga_input_from_record(detail: &db::OrderDetail) -> OrderInput {
+    OrderInput {
+        order_id: detail.summary.id,
+        channel: detail.summary.channel,
+        shop: detail.summary.shop.0.clone(),
+        external_id: detail.summary.external_id.clone(),
+        name: None,
+        currency: None,
+        placed_at: None,
+        lines: detail
             .lines
             .iter()
-            .map(|l| NewOrderLine {
+            .map(|l| LineInput {
                 line_no: l.line_no,
-                sku: &l.sku,
+                sku: l.sku.clone(),
                 quantity: l.quantity,
-                unit_price: l.unit_price.as_deref(),
-                external_line_id: l.external_line_id.as_deref(),
-                title: l.title.as_deref(),
+                unit_price: l.unit_price.clone(),
+                external_line_id: None,
+                title: l.title.clone(),
             })
             .collect(),
-        shipping_address: input.shipping_address.as_ref(),
-        request_id: input.request_id.as_deref(),
-        workflow_id,
+        shipping_address: None,
+        request_id: None,
+        policy: SagaPolicy::default(),
+        resume: None,
     }
 }
 
@@ -151,7 +153,7 @@ impl OrderActivities {
         let work = async {
             let status = self
                 .db
-                .record_order(&new_order(&input, &workflow_id))
+                .record_order(&orchestrator::order_record(&input, &workflow_id))
                 .await
                 .map_err(db_failure)?;
             tracing::info!(status = %status, lines = input.lines.len(), "order recorded");
@@ -453,6 +455,32 @@ impl OrderActivities {
                     }
                 }
                 s @ (OrderStatus::FulfillmentRequested | OrderStatus::Shipped) => s,
+                OrderStatus::Received if order.workflow_state == "not found" => {
+                    // Recorded at intake, but its workflow never started
+                    // (Temporal was down and the sender gave up retrying):
+                    // the order is real, so its saga starts now, from what
+                    // Postgres holds, under the id intake would have used.
+                    let action = "its workflow had never started; started now".to_string();
+                    self.db
+                        .hand_over_order(order_id, &order.workflow_id, &format!("{why}; {action}"))
+                        .await
+                        .map_err(db_failure)?;
+                    let input = saga_input_from_record(&detail);
+                    orchestrator::start_resumed_order(
+                        &client,
+                        &task_queue,
+                        input,
+                        &order.workflow_id,
+                    )
+                    .await
+                    .map_err(temporal_failure)?;
+                    tracing::warn!(workflow.id = %order.workflow_id, "recorded order without a workflow started");
+                    return Ok(Repair {
+                        order_id,
+                        status: OrderStatus::Received,
+                        action,
+                    });
+                }
                 OrderStatus::Received => return released("never allocated".into()).await,
                 // A final order that still holds units.
                 _ => return released("its leftover reservations released".into()).await,

@@ -116,6 +116,11 @@ impl Replayer {
 
     async fn replay_letter(&self, letter: DeadLetter) -> Result<ReplayOutcome, ReplayError> {
         let id = letter.id;
+        if let Some(at) = letter.payload_purged_at {
+            return self
+                .still_invalid(id, format!("its payload was purged at {at} (retention)"))
+                .await;
+        }
         let shop = match ShopDomain::parse(&letter.shop_domain) {
             Ok(shop) => shop,
             Err(e) => return self.still_invalid(id, format!("shop domain: {e}")).await,
@@ -142,16 +147,19 @@ impl Replayer {
             Err(MappingError::Invalid(reason)) => return self.still_invalid(id, reason).await,
         };
         let order_id = input.order_id;
-        let outcome = match self.orchestrator.start_order(input).await? {
-            Started::Running { workflow_id } => ReplayOutcome::Started {
-                order_id,
-                workflow_id,
-            },
-            Started::AlreadyFinished { workflow_id } => ReplayOutcome::Duplicate {
-                order_id,
-                workflow_id,
-            },
-        };
+        let outcome =
+            match crate::intake::accept_order::<ReplayError>(&self.db, &self.orchestrator, input)
+                .await?
+            {
+                Started::Running { workflow_id } => ReplayOutcome::Started {
+                    order_id,
+                    workflow_id,
+                },
+                Started::AlreadyFinished { workflow_id } => ReplayOutcome::Duplicate {
+                    order_id,
+                    workflow_id,
+                },
+            };
         self.db.record_replay(id, Ok(order_id)).await?;
         tracing::info!(order.id = %order_id, "dead letter replayed");
         Ok(outcome)

@@ -88,6 +88,18 @@ pub enum ApiError {
     /// The route exists but not for this method.
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    /// No API key, or one that is not live.
+    #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
+    Unauthorized,
+    /// The key lacks the route's scope.
+    #[error("this API key lacks the `{scope}` scope this route requires")]
+    Forbidden {
+        /// The scope the route needs.
+        scope: domain::Scope,
+    },
+    /// Keys cannot be checked right now.
+    #[error(transparent)]
+    KeysUnavailable(#[from] crate::auth::KeysUnavailable),
     /// A webhook from an unknown shop or with a bad signature.
     #[error("unknown shop or invalid webhook signature")]
     WebhookUnauthorized,
@@ -120,6 +132,7 @@ impl ApiError {
             DomainError::UnknownChannel(_) => "invalid_channel",
             DomainError::InvalidPrice(_) => "invalid_price",
             DomainError::InvalidShopDomain(_) => "invalid_shop_domain",
+            DomainError::UnknownScope(_) => "invalid_scope",
         };
         Self::bad_request(code, err.to_string())
     }
@@ -158,6 +171,13 @@ impl ApiError {
                 "Method not allowed",
             ),
             Self::WebhookUnauthorized => (S::UNAUTHORIZED, "webhook_unauthorized", "Unauthorized"),
+            Self::Unauthorized => (S::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::Forbidden { .. } => (S::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::KeysUnavailable(_) => (
+                S::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "Temporarily unavailable",
+            ),
             Self::Temporal(_) => (
                 S::SERVICE_UNAVAILABLE,
                 "orchestrator_unavailable",
@@ -275,6 +295,9 @@ impl IntoResponse for ApiError {
                 extra.insert("currentStatus".into(), from.as_str().into());
                 extra.insert("allowedStatuses".into(), requestable(*from).into());
             }
+            Self::Forbidden { scope } => {
+                extra.insert("requiredScope".into(), scope.as_str().into());
+            }
             Self::OrderRejected { order_id, problems } => {
                 extra.insert("orderId".into(), order_id.to_string().into());
                 extra.insert("reasons".into(), reasons(problems).into());
@@ -302,6 +325,17 @@ impl IntoResponse for ApiError {
         );
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Self::RateLimited { retry_after_secs } = &self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            headers.insert(header::RETRY_AFTER, v);
+        }
+        if matches!(self, Self::Unauthorized) {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"oms\""),
+            );
         }
         response
     }

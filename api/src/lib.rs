@@ -3,10 +3,12 @@
 //! [`Application`] wires settings, the database and the router together and
 //! is what both the binary and the integration tests start.
 
+pub mod auth;
 pub mod dead_letters;
 pub mod error;
 mod extract;
-mod limits;
+pub mod intake;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 mod pagination;
@@ -17,7 +19,7 @@ mod startup;
 mod state;
 
 pub use error::ApiError;
-pub use limits::{LimitSettings, Rate};
+pub use limits::{LimitKey, LimitSettings, Limiter, Rate};
 pub use metrics::ApiMetrics;
 pub use settings::Settings;
 pub use startup::{Application, StartupError, router};

@@ -2,7 +2,8 @@
 //! `openapi` and `postman` print the API description and the Postman collection;
 //! `dead-letters list [--all]` and `dead-letters replay <id> [--force]` let an
 //! operator inspect and replay webhooks that could not be processed;
-//! `orders repair <id>|--all` settles orders whose workflow has ended.
+//! `orders repair <id>|--all` settles orders whose workflow has ended;
+//! `keys create|list|revoke` manages the REST API's keys.
 
 use anyhow::Context;
 use api::{Application, Settings};
@@ -46,8 +47,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("dead-letters") => dead_letters(settings).await?,
         Some("orders") => orders(settings).await?,
+        Some("keys") => keys(settings).await?,
         Some(other) => anyhow::bail!(
-            "unknown command {other:?}; use `serve` (default), `migrate`, `openapi`, `postman`, `dead-letters` or `orders`"
+            "unknown command {other:?}; use `serve` (default), `migrate`, `openapi`, `postman`, `dead-letters`, `orders` or `keys`"
         ),
     }
     Ok(())
@@ -75,6 +77,7 @@ async fn dead_letters(settings: Settings) -> anyhow::Result<()> {
                         "webhookId": d.webhook_id,
                         "error": d.error,
                         "payloadBytes": d.payload.len(),
+                        "payloadPurgedAt": d.payload_purged_at,
                         "receivedAt": d.received_at,
                         "replayAttempts": d.replay_attempts,
                         "replayedAt": d.replayed_at,
@@ -125,6 +128,80 @@ async fn orders(settings: Settings) -> anyhow::Result<()> {
     }
     for r in repairs {
         println!("{}", serde_json::to_string(&r)?);
+    }
+    Ok(())
+}
+
+/// `keys create --name N --scopes a,b [--rps R --burst B]` prints the new key
+/// once (only its hash is stored) as JSON, or with `--plain` the key alone
+/// for scripts; `keys list [--all]` prints one JSON object per key (never a
+/// key); `keys revoke <id>` revokes one (running processes drop it within
+/// `OMS_API_KEY_REFRESH_SECS`).
+async fn keys(settings: Settings) -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let usage = "usage: oms-api keys create --name <name> --scopes <scope,...> [--rps <n> --burst <n>] [--plain] | list [--all] | revoke <id>";
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str)
+    };
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let pool = db::connect(&settings.database).await?;
+    db::migrate(&pool).await?;
+    let db = db::Db::new(pool, &settings.reserver);
+    match args.first().map(String::as_str) {
+        Some("create") => {
+            let name = value("--name").context(usage)?;
+            let scopes: Vec<&str> = value("--scopes").context(usage)?.split(',').collect();
+            let rate = match (value("--rps"), value("--burst")) {
+                (None, None) => None,
+                (Some(rps), Some(burst)) => Some(api::Rate {
+                    per_second: rps.parse().context("--rps must be a number")?,
+                    burst: burst.parse().context("--burst must be a number")?,
+                }),
+                _ => anyhow::bail!("--rps and --burst go together"),
+            };
+            let issued = api::auth::issue_key(&db, name, &scopes, rate).await?;
+            if flag("--plain") {
+                println!("{}", issued.key);
+            } else {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": issued.id,
+                        "name": issued.name,
+                        "scopes": issued.scopes,
+                        "key": issued.key,
+                    })
+                );
+                eprintln!("store the key now: it is not kept and cannot be shown again");
+            }
+        }
+        Some("list") => {
+            for k in db.api_keys(flag("--all")).await? {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": k.id,
+                        "name": k.name,
+                        "scopes": k.scopes,
+                        "ratePerSecond": k.rate_per_second,
+                        "burst": k.burst,
+                        "createdAt": k.created_at,
+                        "revokedAt": k.revoked_at,
+                    })
+                );
+            }
+        }
+        Some("revoke") => {
+            let id: uuid::Uuid = args.get(1).context(usage)?.parse().context(usage)?;
+            if !db.revoke_api_key(id).await? {
+                anyhow::bail!("no live key with id {id}");
+            }
+            eprintln!("key {id} revoked");
+        }
+        _ => anyhow::bail!(usage),
     }
     Ok(())
 }

@@ -28,6 +28,8 @@ pub enum WebhookOutcome {
     DeadLettered,
     /// Unknown shop or bad signature.
     Unauthorized,
+    /// Signed, but over the shop's rate; Shopify redelivers.
+    RateLimited,
     /// Temporal or Postgres was down; Shopify will redeliver.
     Unavailable,
 }
@@ -38,6 +40,7 @@ impl WebhookOutcome {
             Self::Accepted => "accepted",
             Self::Duplicate => "duplicate",
             Self::Ignored => "ignored",
+            Self::RateLimited => "rate_limited",
             Self::DeadLettered => "dead_lettered",
             Self::Unauthorized => "unauthorized",
             Self::Unavailable => "unavailable",

@@ -33,6 +33,11 @@ pub struct Settings {
     pub temporal_ui_url: String,
     /// Rate limits and the in-flight bound.
     pub limits: LimitSettings,
+    /// How long dead-lettered payloads (customer data) are kept.
+    pub dead_letter_retention: Duration,
+    /// How often each process reloads the API keys: how long a revoked key
+    /// may still work.
+    pub api_key_refresh: Duration,
     /// The pace of the shops' syncs (the API nudges them).
     pub channel_sync: ChannelSyncSettings,
     /// How long `PATCH /orders/{id}/status` waits for the change to be
@@ -54,20 +59,32 @@ impl Settings {
             saga_policy: saga_policy_from_env()?,
             temporal_ui_url: var_or("OMS_TEMPORAL_UI_URL", "http://localhost:8233".to_string())?,
             limits: LimitSettings {
-                client: Rate {
-                    per_second: var_or("OMS_RATE_LIMIT_RPS", 200.0)?,
-                    burst: var_or("OMS_RATE_LIMIT_BURST", 400.0)?,
-                },
-                webhook: Rate {
-                    per_second: var_or("OMS_WEBHOOK_RATE_LIMIT_RPS", 100.0)?,
-                    burst: var_or("OMS_WEBHOOK_RATE_LIMIT_BURST", 200.0)?,
-                },
+                client: rate("OMS_RATE_LIMIT", 200.0, 400.0)?,
+                webhook: rate("OMS_WEBHOOK_RATE_LIMIT", 100.0, 200.0)?,
+                unauthenticated: rate("OMS_UNAUTHENTICATED_RATE_LIMIT", 20.0, 40.0)?,
                 max_in_flight: var_or("OMS_MAX_IN_FLIGHT", 512)?,
             },
+            dead_letter_retention: Duration::from_secs(
+                86_400 * var_or::<u64>("OMS_DEAD_LETTER_RETENTION_DAYS", 30)?,
+            ),
+            api_key_refresh: secs_or("OMS_API_KEY_REFRESH_SECS", Duration::from_secs(5))?,
             channel_sync: ChannelSyncSettings::from_env()?,
             status_change_wait: secs_or("OMS_STATUS_CHANGE_WAIT_SECS", Duration::from_secs(10))?,
         })
     }
+}
+
+/// `<prefix>_RPS` and `<prefix>_BURST`, checked together.
+fn rate(prefix: &str, per_second: f64, burst: f64) -> Result<Rate, ConfigError> {
+    let rps_name = format!("{prefix}_RPS");
+    let burst_name = format!("{prefix}_BURST");
+    let per_second = var_or(&rps_name, per_second)?;
+    let burst = var_or(&burst_name, burst)?;
+    Rate::new(per_second, burst).map_err(|reason| ConfigError {
+        name: format!("{rps_name}/{burst_name}"),
+        value: format!("{per_second}/{burst}"),
+        reason,
+    })
 }
 
 /// `OMS_SAGA_*` variables over [`SagaPolicy::default`].

@@ -19,7 +19,7 @@ use tower_http::{
 use utoipa_scalar::Servable as _;
 
 use crate::{
-    error::ApiError, limits::LimitSettings, limits::Limiter, metrics, metrics::ApiMetrics, routes,
+    auth::KeyStore, error::ApiError, limits::Limiter, metrics, metrics::ApiMetrics, routes,
     settings::Settings, state::AppState,
 };
 
@@ -42,7 +42,7 @@ pub enum StartupError {
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The API's routes and middleware over `state`.
-pub fn router(state: AppState, body_limit_bytes: usize, limits: LimitSettings) -> Router {
+pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
         let request_id = req
             .headers()
@@ -50,7 +50,8 @@ pub fn router(state: AppState, body_limit_bytes: usize, limits: LimitSettings) -
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         // Path only: query strings may carry customer data.
-        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+        // `api_key` (the key's name) is filled in once the key authenticates.
+        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id, api_key = tracing::field::Empty)
     })
     // Failures are logged once, where the error is turned into a response.
     .on_failure(());
@@ -83,14 +84,19 @@ pub fn router(state: AppState, body_limit_bytes: usize, limits: LimitSettings) -
         .route("/health/live", get(routes::health::live))
         .route("/health/ready", get(routes::health::ready))
         .route("/metrics", get(routes::health::metrics))
+        // Every route above, through one table of who may call what.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authorize,
+        ))
         .fallback(
             |req: Request| async move { ApiError::RouteNotFound(req.uri().path().to_string()) },
         )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit_bytes))
         .layer(axum::middleware::from_fn_with_state(
-            Limiter::new(limits),
-            crate::limits::limit,
+            state.limiter.clone(),
+            crate::limits::bound_in_flight,
         ))
         // Outside the limiter, so throttled and shed requests are counted.
         .layer(axum::middleware::from_fn_with_state(
@@ -112,6 +118,7 @@ pub struct Application {
     router: Router,
     db: Db,
     sweep_interval: Duration,
+    dead_letter_retention: Duration,
 }
 
 impl Application {
@@ -150,6 +157,8 @@ impl Application {
             },
         );
         let state = AppState {
+            keys: KeyStore::new(db.clone(), settings.api_key_refresh),
+            limiter: Limiter::new(settings.limits.clone()),
             db: db.clone(),
             orchestrator,
             shops: Arc::new(settings.shops.clone()),
@@ -159,7 +168,7 @@ impl Application {
             temporal_namespace: settings.temporal.namespace.clone().into(),
             metrics,
         };
-        let router = router(state, settings.body_limit_bytes, settings.limits.clone());
+        let router = router(state, settings.body_limit_bytes);
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .map_err(|source| StartupError::Bind {
@@ -171,6 +180,7 @@ impl Application {
             router,
             db,
             sweep_interval: settings.expiry_sweep_interval,
+            dead_letter_retention: settings.dead_letter_retention,
         })
     }
 
@@ -188,15 +198,16 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep_expired(self.db.clone(), self.sweep_interval));
+        let purger = tokio::spawn(purge_dead_letters(
+            self.db.clone(),
+            self.dead_letter_retention,
+        ));
         tracing::info!(addr = ?self.listener.local_addr().ok(), "api listening");
-        // Peer addresses identify clients that send no X-Client-Id.
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service)
+        let result = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
         sweeper.abort();
+        purger.abort();
         result
     }
 }
@@ -222,6 +233,22 @@ async fn sweep_expired(db: Db, every: Duration) {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Empties dead-lettered payloads past their retention: at start-up, then
+/// hourly (retention is counted in days; every API process may run it, the
+/// update is idempotent).
+async fn purge_dead_letters(db: Db, retention: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match db.purge_dead_letter_payloads(retention).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "dead-letter payloads past retention emptied"),
+            Err(e) => tracing::warn!(error = %e, "purging dead-letter payloads failed; will retry"),
         }
     }
 }

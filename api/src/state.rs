@@ -7,7 +7,7 @@ use orchestrator::Orchestrator;
 use vendors::shopify::ShopSettings;
 use workflows::contracts::SagaPolicy;
 
-use crate::metrics::ApiMetrics;
+use crate::{auth::KeyStore, limits::Limiter, metrics::ApiMetrics};
 
 /// Shared state of the handlers; cheap to clone.
 #[derive(Clone)]
@@ -26,6 +26,10 @@ pub struct AppState {
     pub temporal_namespace: Arc<str>,
     /// The process's Prometheus series.
     pub metrics: ApiMetrics,
+    /// The live API keys.
+    pub keys: KeyStore,
+    /// Rate limits per verified identity.
+    pub limiter: Limiter,
     /// How long a status change is waited for before answering 202.
     pub status_change_wait: std::time::Duration,
 }

@@ -254,6 +254,8 @@ pub async fn run(args: &ChannelArgs) -> anyhow::Result<ChannelReport> {
             INTERVAL.as_millis().to_string(),
         ),
         ("OMS_DRIFT_REPAIR_INTERVAL_SECS", "0".into()),
+        // The bench's shop secrets and the WMS token are throwaway values.
+        ("OMS_ALLOW_DEV_SECRETS", "true".into()),
         ("RUST_LOG", "warn".into()),
     ];
     stack.0.push(
@@ -283,10 +285,12 @@ pub async fn run(args: &ChannelArgs) -> anyhow::Result<ChannelReport> {
         api,
         sim,
         pool: PgPool::connect(&args.database_url).await?,
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .timeout(Duration::from_secs(30))
-            .build()?,
+        http: crate::with_key(
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .timeout(Duration::from_secs(30)),
+            &crate::issue_api_key(&args.api_bin, &args.database_url)?,
+        )?,
     };
     let shop_names: Vec<&str> = SHOPS.iter().map(|(s, _)| *s).collect();
 

@@ -122,6 +122,47 @@ impl Drop for Api {
     }
 }
 
+/// A key with every scope, created in `database_url` by `api_bin`'s operator
+/// command (the API needs one on every inventory route).
+pub(crate) fn issue_api_key(
+    api_bin: &std::path::Path,
+    database_url: &str,
+) -> anyhow::Result<String> {
+    let out = Command::new(api_bin)
+        .args([
+            "keys",
+            "create",
+            "--name",
+            "oms-bench",
+            "--scopes",
+            "admin",
+            "--plain",
+        ])
+        .env("DATABASE_URL", database_url)
+        .env("OMS_ALLOW_DEV_SECRETS", "true")
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("creating an API key with {}", api_bin.display()))?;
+    if !out.status.success() {
+        bail!("creating an API key failed ({})", out.status);
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+}
+
+/// `builder` finished with `key` sent on every request.
+pub(crate) fn with_key(
+    builder: reqwest::ClientBuilder,
+    key: &str,
+) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse()?,
+    );
+    Ok(builder.default_headers(headers).build()?)
+}
+
 async fn start_api(args: &Args, max_batch: usize) -> anyhow::Result<Api> {
     start_api_bin(args, &args.api_bin, max_batch).await
 }
@@ -139,6 +180,7 @@ async fn start_api_bin(
         // One load generator is one client: measure the engine, not the limiter.
         .env("OMS_RATE_LIMIT_RPS", "0")
         .env("OMS_MAX_IN_FLIGHT", "0")
+        .env("OMS_ALLOW_DEV_SECRETS", "true")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -194,6 +236,7 @@ async fn set_stock(
 /// chosen by `pick`.
 async fn load(
     base: &str,
+    key: &str,
     concurrency: usize,
     seconds: u64,
     skus: Arc<Vec<String>>,
@@ -204,9 +247,10 @@ async fn load(
         Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicU64::new(0)),
     );
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()?;
+    let client = with_key(
+        reqwest::Client::builder().pool_max_idle_per_host(concurrency),
+        key,
+    )?;
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
         .map(|i| {
@@ -377,7 +421,8 @@ async fn main() -> anyhow::Result<()> {
     let pool = PgPool::connect(&args.database_url)
         .await
         .context("connecting to the bench database")?;
-    let client = reqwest::Client::new();
+    let key = issue_api_key(&args.api_bin, &args.database_url)?;
+    let client = with_key(reqwest::Client::builder(), &key)?;
     const STOCK: i64 = 1_000_000_000;
 
     // --- Group commit (the shipped configuration).
@@ -386,6 +431,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("hot SKU, group commit, {c} clients, {} s …", args.seconds);
     let hot = load(
         &api.base,
+        &key,
         c,
         args.seconds,
         Arc::new(vec!["BENCH-HOT".into()]),
@@ -408,7 +454,14 @@ async fn main() -> anyhow::Result<()> {
         let sku = format!("BENCH-HOTQ-{i}");
         set_stock(&client, &api.base, &sku, STOCK).await?;
         eprintln!("hot SKU, {} shops registered …", if shops { 2 } else { 0 });
-        let run = load(&api.base, c, args.seconds, Arc::new(vec![sku.clone()])).await?;
+        let run = load(
+            &api.base,
+            &key,
+            c,
+            args.seconds,
+            Arc::new(vec![sku.clone()]),
+        )
+        .await?;
         check_no_oversell(&pool, &sku, STOCK, run.ok).await?;
         outbox_runs.push((shops, run));
     }
@@ -419,13 +472,13 @@ async fn main() -> anyhow::Result<()> {
         set_stock(&client, &api.base, sku, 1_000_000).await?;
     }
     eprintln!("1,000 SKUs, group commit …");
-    let wide = load(&api.base, c, args.seconds, Arc::new(spread)).await?;
+    let wide = load(&api.base, &key, c, args.seconds, Arc::new(spread)).await?;
     let wide_check = check_no_oversell(&pool, "BENCH-SPREAD-", 1_000_000, wide.ok).await?;
 
     // Scarce stock: many clients, few units; every unit goes exactly once.
     set_stock(&client, &api.base, "BENCH-SCARCE", 5_000).await?;
     eprintln!("scarce SKU (5,000 units) …");
-    let scarce = load(&api.base, c, 3, Arc::new(vec!["BENCH-SCARCE".into()])).await?;
+    let scarce = load(&api.base, &key, c, 3, Arc::new(vec!["BENCH-SCARCE".into()])).await?;
     if scarce.ok != 5_000 {
         bail!("scarce SKU: {} grants for 5,000 units", scarce.ok);
     }
@@ -440,6 +493,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("hot SKU, baseline binary {} …", bin.display());
             let run = load(
                 &api.base,
+                &key,
                 c,
                 args.seconds,
                 Arc::new(vec!["BENCH-HOTB".into()]),
@@ -457,6 +511,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("hot SKU, batches of one …");
     let hot_single = load(
         &api.base,
+        &key,
         c,
         args.seconds,
         Arc::new(vec!["BENCH-HOT1".into()]),

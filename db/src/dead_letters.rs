@@ -28,6 +28,8 @@ pub struct DeadLetter {
     pub replayed_order_id: Option<Uuid>,
     /// Replays tried so far.
     pub replay_attempts: i32,
+    /// When the payload was emptied after the retention period.
+    pub payload_purged_at: Option<DateTime<Utc>>,
 }
 
 impl Db {
@@ -50,6 +52,34 @@ impl Db {
         .bind(payload)
         .fetch_one(&self.pool)
         .await?)
+    }
+
+    /// Empties the payloads of dead letters received more than `retention`
+    /// ago; returns how many. Batches of 1,000 keep each statement short.
+    pub async fn purge_dead_letter_payloads(
+        &self,
+        retention: std::time::Duration,
+    ) -> Result<u64, DbError> {
+        let mut purged = 0;
+        loop {
+            let n = sqlx::query(
+                r#"
+                UPDATE webhook_dead_letters SET payload = '', payload_purged_at = now()
+                WHERE id IN (SELECT id FROM webhook_dead_letters
+                             WHERE payload_purged_at IS NULL
+                               AND received_at < now() - make_interval(secs => $1)
+                             LIMIT 1000)
+                "#,
+            )
+            .bind(retention.as_secs_f64())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            purged += n;
+            if n < 1000 {
+                return Ok(purged);
+            }
+        }
     }
 
     /// Dead letters, oldest first; only those not replayed yet unless `all`.

@@ -26,6 +26,11 @@ pub enum DomainError {
     /// A shop domain is not a DNS name.
     #[error("invalid shop domain `{0}`")]
     InvalidShopDomain(String),
+    /// An API key scope is not one we know.
+    #[error(
+        "unknown scope `{0}`; known: inventory:read, inventory:write, orders:read, orders:write, admin"
+    )]
+    UnknownScope(String),
     /// A stored state name is not one we know.
     #[error("unknown reservation state `{0}`")]
     UnknownReservationState(String),

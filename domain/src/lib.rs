@@ -4,6 +4,7 @@
 //! database row) into types whose constructors enforce the rules, so code
 //! deeper in the system never has to re-check a SKU or a quantity.
 
+mod access;
 mod address;
 mod allocation;
 mod error;
@@ -14,6 +15,7 @@ mod sku;
 mod stock;
 mod text;
 
+pub use access::{Scope, Scopes};
 pub use address::Address;
 pub use allocation::{LineProblem, LineQty, ReserveOutcome};
 pub use error::DomainError;

@@ -20,8 +20,8 @@ pub use connection::{
 pub use nudger::ShopSyncNudger;
 pub use orchestrator::Orchestrator;
 pub use orders::{
-    ChangeError, ChangeOutcome, Started, change_status, order_memo, order_workflow_id, query_order,
-    start_order, start_resumed_order, workflow_state,
+    ChangeError, ChangeOutcome, Started, change_status, order_memo, order_record,
+    order_workflow_id, query_order, start_order, start_resumed_order, workflow_state,
 };
 pub use schedules::{
     ReconcileSettings, ensure_drift_repair_schedule, ensure_reconcile_schedule, run_drift_repair,

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use db::{NewOrder, NewOrderLine};
 use temporalio_client::{
     Client, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowQueryOptions,
     WorkflowStartOptions, errors::WorkflowStartError,
@@ -26,6 +27,35 @@ pub fn order_workflow_id(input: &OrderInput) -> String {
             input.external_id
         ),
         None => format!("order:{}:{}", input.channel.as_str(), input.order_id),
+    }
+}
+
+/// The order as the database records it (customer data included: this
+/// is where it lives, not in the workflow's input).
+pub fn order_record<'a>(input: &'a OrderInput, workflow_id: &'a str) -> NewOrder<'a> {
+    NewOrder {
+        order_id: input.order_id,
+        channel: input.channel,
+        shop: input.shop.as_deref(),
+        external_id: &input.external_id,
+        name: input.name.as_deref(),
+        currency: input.currency.as_deref(),
+        placed_at: input.placed_at.as_deref(),
+        lines: input
+            .lines
+            .iter()
+            .map(|l| NewOrderLine {
+                line_no: l.line_no,
+                sku: &l.sku,
+                quantity: l.quantity,
+                unit_price: l.unit_price.as_deref(),
+                external_line_id: l.external_line_id.as_deref(),
+                title: l.title.as_deref(),
+            })
+            .collect(),
+        shipping_address: input.shipping_address.as_ref(),
+        request_id: input.request_id.as_deref(),
+        workflow_id,
     }
 }
 

@@ -82,12 +82,27 @@ pub fn shops_from_env() -> Result<Vec<ShopSettings>, runtime::config::ConfigErro
         }
         _ => return Ok(Vec::new()),
     };
-    serde_json::from_str(&text).map_err(|e| runtime::config::ConfigError {
-        name: name.into(),
-        // The text holds secrets: say where it broke, not what it holds.
-        value: "<redacted>".into(),
-        reason: e.to_string(),
-    })
+    let shops: Vec<ShopSettings> =
+        serde_json::from_str(&text).map_err(|e| runtime::config::ConfigError {
+            name: name.into(),
+            // The text holds secrets: say where it broke, not what it holds.
+            value: "<redacted>".into(),
+            reason: e.to_string(),
+        })?;
+    let allow_dev = runtime::config::dev_secrets_allowed()?;
+    for (i, shop) in shops.iter().enumerate() {
+        for (field, value) in [
+            ("webhook_secret", &shop.webhook_secret),
+            ("access_token", &shop.access_token),
+        ] {
+            runtime::config::check_secret(
+                &format!("{name}[{i}].{field} ({})", shop.shop),
+                value.expose_secret(),
+                allow_dev,
+            )?;
+        }
+    }
+    Ok(shops)
 }
 
 /// A shop's Admin GraphQL API.

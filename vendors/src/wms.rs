@@ -27,13 +27,13 @@ impl WmsSettings {
     /// Reads `OMS_WMS_URL`, `OMS_WMS_TOKEN`, `OMS_WMS_CHANNEL_ID` and
     /// `OMS_WMS_TIMEOUT_SECS`.
     pub fn from_env() -> Result<Self, runtime::config::ConfigError> {
-        use runtime::config::{secret, secs_or, var_or};
+        use runtime::config::{required_secret, secs_or, var_or};
         Ok(Self {
             base_url: var_or(
                 "OMS_WMS_URL",
                 "http://127.0.0.1:8090/wms/2026-07".to_string(),
             )?,
-            token: secret("OMS_WMS_TOKEN", "dev-token"),
+            token: required_secret("OMS_WMS_TOKEN", "dev-token")?,
             channel_id: std::env::var("OMS_WMS_CHANNEL_ID")
                 .ok()
                 .filter(|v| !v.is_empty()),

@@ -114,6 +114,19 @@ pub struct OrderInput {
     pub resume: Option<OrderStatus>,
 }
 
+impl OrderInput {
+    /// This input as a workflow may carry it: without the shipping address
+    /// and the order's name (a customer reference, for API orders). Both
+    /// are recorded in Postgres before the workflow starts, and activities
+    /// read them from there, so Temporal's history and Web UI hold no
+    /// customer data.
+    pub fn without_customer_data(mut self) -> Self {
+        self.shipping_address = None;
+        self.name = None;
+        self
+    }
+}
+
 /// What `record_order` found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recorded {

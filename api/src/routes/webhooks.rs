@@ -18,6 +18,7 @@ use tracing::Instrument;
 use crate::{
     error::ApiError,
     extract::header,
+    limits::LimitKey,
     metrics::WebhookOutcome,
     shopify_dto::{MappingError, map_order},
     state::AppState,
@@ -30,6 +31,7 @@ use crate::{
     responses((status = 200, description = "`status`: accepted, duplicate, ignored or dead_lettered"),
         (status = 401, description = "Unknown shop or bad signature", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over the shop's rate (signed deliveries), or over the shared budget of unverified requests; Shopify redelivers", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Temporal unavailable; Shopify retries", body = crate::error::Problem, content_type = "application/problem+json")))]
 /// Handles a Shopify webhook.
 ///
@@ -44,10 +46,20 @@ pub async fn shopify(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let metrics = state.metrics.clone();
-    let handled = verify_and_process(state, headers, body).await;
+    let Some(shop) = verified_shop(&state, &headers, &body) else {
+        metrics.webhook(WebhookOutcome::Unauthorized);
+        // Unverified traffic is charged to its own budget, never to the shop
+        // it names: a forged flood cannot get a shop's deliveries refused.
+        state.limiter.check(LimitKey::Unauthenticated, None)?;
+        return Err(ApiError::WebhookUnauthorized);
+    };
+    if let Err(limited) = state.limiter.check(LimitKey::Shop(shop.to_string()), None) {
+        metrics.webhook(WebhookOutcome::RateLimited);
+        return Err(limited);
+    }
+    let handled = verified(state, headers, body, shop).await;
     metrics.webhook(match &handled {
         Ok((_, outcome)) => *outcome,
-        Err(ApiError::WebhookUnauthorized) => WebhookOutcome::Unauthorized,
         Err(_) => WebhookOutcome::Unavailable,
     });
     handled.map(|(response, _)| response)
@@ -55,26 +67,8 @@ pub async fn shopify(
 
 type Handled = Result<((StatusCode, Json<Value>), WebhookOutcome), ApiError>;
 
-async fn verify_and_process(state: AppState, headers: HeaderMap, body: Bytes) -> Handled {
-    let shop = header(&headers, "x-shopify-shop-domain").and_then(|s| ShopDomain::parse(s).ok());
-    let settings = shop
-        .as_ref()
-        .and_then(|shop| state.shops.iter().find(|s| &s.shop == shop));
-    let (Some(shop), Some(settings)) = (shop.clone(), settings) else {
-        tracing::warn!("webhook from an unknown shop refused");
-        return Err(ApiError::WebhookUnauthorized);
-    };
-    let signature = header(&headers, "x-shopify-hmac-sha256").and_then(|s| STANDARD.decode(s).ok());
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(settings.webhook_secret.expose_secret().as_bytes())
-            .map_err(|_| ApiError::WebhookUnauthorized)?;
-    mac.update(&body);
-    // `verify_slice` compares in constant time.
-    if signature.is_none_or(|sig| mac.verify_slice(&sig).is_err()) {
-        tracing::warn!(shop = %shop, "webhook with a bad signature refused");
-        return Err(ApiError::WebhookUnauthorized);
-    }
-
+/// A webhook whose signature verified.
+async fn verified(state: AppState, headers: HeaderMap, body: Bytes, shop: ShopDomain) -> Handled {
     let topic = header(&headers, "x-shopify-topic")
         .unwrap_or_default()
         .to_string();
@@ -84,6 +78,28 @@ async fn verify_and_process(state: AppState, headers: HeaderMap, body: Bytes) ->
     process(state, headers, body, shop, topic, webhook_id)
         .instrument(span)
         .await
+}
+
+/// The shop that signed this body, if one did. One HMAC over the raw bytes,
+/// compared in constant time; nothing is parsed or stored before.
+fn verified_shop(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Option<ShopDomain> {
+    let shop = header(headers, "x-shopify-shop-domain").and_then(|s| ShopDomain::parse(s).ok());
+    let Some(settings) = shop
+        .as_ref()
+        .and_then(|shop| state.shops.iter().find(|s| &s.shop == shop))
+    else {
+        tracing::warn!("webhook from an unknown shop refused");
+        return None;
+    };
+    let signature = header(headers, "x-shopify-hmac-sha256").and_then(|s| STANDARD.decode(s).ok());
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(settings.webhook_secret.expose_secret().as_bytes()).ok()?;
+    mac.update(body);
+    if signature.is_none_or(|sig| mac.verify_slice(&sig).is_err()) {
+        tracing::warn!(shop = %settings.shop, "webhook with a bad signature refused");
+        return None;
+    }
+    shop
 }
 
 /// Everything after a valid signature.
@@ -137,7 +153,8 @@ async fn process(
     };
 
     let order_id = input.order_id;
-    let started = state.orchestrator.start_order(input).await?;
+    let started =
+        crate::intake::accept_order::<ApiError>(&state.db, &state.orchestrator, input).await?;
     let (outcome, status, workflow_id) = match started {
         Started::Running { workflow_id } => (WebhookOutcome::Accepted, "accepted", workflow_id),
         Started::AlreadyFinished { workflow_id } => {

@@ -35,6 +35,8 @@ fn spawn_worker(env: &SagaEnv) -> Child {
         .env("OMS_TASK_QUEUE", &env.worker.temporal.task_queue)
         .env("OMS_WMS_URL", &env.worker.wms.base_url)
         .env("OMS_WMS_TIMEOUT_SECS", "10")
+        // Test secrets are short and the WMS token is the development one.
+        .env("OMS_ALLOW_DEV_SECRETS", "true")
         .env("OMS_SHOPIFY_STORES", serde_json::to_string(&shops).unwrap())
         // Port 0: never collides with a local stack's worker on 9464.
         .env("OMS_WORKER_METRICS_ADDR", "127.0.0.1:0")

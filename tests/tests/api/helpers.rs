@@ -11,6 +11,7 @@ use workflows::contracts::SagaPolicy;
 /// A running API on a random port over the test's own database.
 pub struct TestApp {
     pub address: String,
+    /// Sends a key with every scope (`admin`) with every request.
     pub client: reqwest::Client,
     pub pool: PgPool,
 }
@@ -38,6 +39,8 @@ pub fn test_settings() -> Settings {
         channel_sync: Default::default(),
         // Tests that want the 202 of a slow change shorten this.
         status_change_wait: Duration::from_secs(60),
+        api_key_refresh: Duration::from_secs(5),
+        dead_letter_retention: Duration::from_secs(30 * 86_400),
     }
 }
 
@@ -46,6 +49,7 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
 }
 
 pub async fn spawn_app_with(pool: PgPool, settings: Settings) -> TestApp {
+    let api_key = issue_key(&pool, "tests", &["admin"]).await;
     let app = Application::build_with_pool(settings, pool.clone())
         .await
         .expect("build app");
@@ -53,9 +57,31 @@ pub async fn spawn_app_with(pool: PgPool, settings: Settings) -> TestApp {
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     TestApp {
         address,
-        client: reqwest::Client::new(),
+        client: client_with_key(&api_key),
         pool,
     }
+}
+
+/// Creates an API key with `scopes` in the test's database.
+pub async fn issue_key(pool: &PgPool, name: &str, scopes: &[&str]) -> String {
+    let db = db::Db::new(pool.clone(), &ReserverSettings::default());
+    api::auth::issue_key(&db, name, scopes, None)
+        .await
+        .expect("issue an API key")
+        .key
+}
+
+/// A client that sends `key` as its bearer token.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse().expect("header value"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 impl TestApp {

@@ -5,6 +5,7 @@
 // A failed unwrap is a failed test, with its location: exactly what we want here.
 #![allow(clippy::unwrap_used)]
 
+mod auth;
 mod channel_sync;
 mod clients;
 mod compose;
@@ -19,6 +20,7 @@ mod limits;
 mod migrations;
 mod observability;
 mod orders;
+mod privacy;
 mod reconcile;
 mod replay;
 mod saga;

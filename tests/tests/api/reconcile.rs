@@ -273,6 +273,7 @@ async fn the_operator_command_repairs_one_order_and_says_what_it_did(pool: PgPoo
             .env("OMS_TASK_QUEUE", &env.worker.temporal.task_queue)
             // A quiet period the order has not had: the command ignores it.
             .env("OMS_RECONCILE_QUIET_SECS", "3600")
+            .env("OMS_ALLOW_DEV_SECRETS", "true")
             .env("RUST_LOG", "warn");
         // Off this task: the in-process worker that does the repair runs on it.
         let out = tokio::task::spawn_blocking(move || command.output())

@@ -119,9 +119,13 @@ pub async fn place(
         policy: state.saga_policy.clone(),
         resume: None,
     };
-    let workflow_id = match state.orchestrator.start_order(input).await? {
-        Started::Running { workflow_id } | Started::AlreadyFinished { workflow_id } => workflow_id,
-    };
+    let workflow_id =
+        match crate::intake::accept_order::<ApiError>(&state.db, &state.orchestrator, input).await?
+        {
+            Started::Running { workflow_id } | Started::AlreadyFinished { workflow_id } => {
+                workflow_id
+            }
+        };
     tracing::info!(order.id = %order_id, workflow.id = %workflow_id, "api order accepted");
 
     let location = format!("/orders/{order_id}");
