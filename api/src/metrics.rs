@@ -179,6 +179,7 @@ impl ApiMetrics {
             WebhookOutcome::Ignored,
             WebhookOutcome::DeadLettered,
             WebhookOutcome::Unauthorized,
+            WebhookOutcome::RateLimited,
             WebhookOutcome::Unavailable,
         ] {
             webhooks.with_label_values(&[outcome.label()]);

@@ -174,6 +174,7 @@ async fn api_metrics_count_webhook_deliveries_by_outcome(pool: PgPool) {
     // Outcomes that did not happen are exposed as 0, not missing.
     assert_eq!(outcome("accepted"), 0.0);
     assert_eq!(outcome("unavailable"), 0.0);
+    assert_eq!(outcome("rate_limited"), 0.0);
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR")]
