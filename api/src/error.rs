@@ -97,9 +97,9 @@ pub enum ApiError {
         /// The scope the route needs.
         scope: domain::Scope,
     },
-    /// Keys cannot be checked right now.
-    #[error(transparent)]
-    KeysUnavailable(#[from] crate::auth::KeysUnavailable),
+    /// Keys cannot be checked right now (never loaded, Postgres down).
+    #[error("API keys cannot be checked: the database does not answer")]
+    KeysUnavailable,
     /// A webhook from an unknown shop or with a bad signature.
     #[error("unknown shop or invalid webhook signature")]
     WebhookUnauthorized,
@@ -173,7 +173,7 @@ impl ApiError {
             Self::WebhookUnauthorized => (S::UNAUTHORIZED, "webhook_unauthorized", "Unauthorized"),
             Self::Unauthorized => (S::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Self::Forbidden { .. } => (S::FORBIDDEN, "forbidden", "Forbidden"),
-            Self::KeysUnavailable(_) => (
+            Self::KeysUnavailable => (
                 S::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
                 "Temporarily unavailable",

@@ -3,7 +3,8 @@
 //! [`Application`] wires settings, the database and the router together and
 //! is what both the binary and the integration tests start.
 
-pub mod auth;
+pub mod access;
+pub mod api_keys;
 pub mod dead_letters;
 pub mod error;
 mod extract;

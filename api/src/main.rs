@@ -162,7 +162,7 @@ async fn keys(settings: Settings) -> anyhow::Result<()> {
                 }),
                 _ => anyhow::bail!("--rps and --burst go together"),
             };
-            let issued = api::auth::issue_key(&db, name, &scopes, rate).await?;
+            let issued = api::api_keys::issue_key(&db, name, &scopes, rate).await?;
             if flag("--plain") {
                 println!("{}", issued.key);
             } else {

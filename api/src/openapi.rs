@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use crate::{
-    auth::{Access, required_access},
+    access::{Access, required_access},
     error::{FieldError, Problem},
     routes,
 };

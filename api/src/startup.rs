@@ -19,7 +19,7 @@ use tower_http::{
 use utoipa_scalar::Servable as _;
 
 use crate::{
-    auth::KeyStore, error::ApiError, limits::Limiter, metrics, metrics::ApiMetrics, routes,
+    api_keys::KeyStore, error::ApiError, limits::Limiter, metrics, metrics::ApiMetrics, routes,
     settings::Settings, state::AppState,
 };
 
@@ -87,7 +87,7 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         // Every route above, through one table of who may call what.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::auth::authorize,
+            crate::access::authorize,
         ))
         .fallback(
             |req: Request| async move { ApiError::RouteNotFound(req.uri().path().to_string()) },

@@ -7,7 +7,7 @@ use orchestrator::Orchestrator;
 use vendors::shopify::ShopSettings;
 use workflows::contracts::SagaPolicy;
 
-use crate::{auth::KeyStore, limits::Limiter, metrics::ApiMetrics};
+use crate::{api_keys::KeyStore, limits::Limiter, metrics::ApiMetrics};
 
 /// Shared state of the handlers; cheap to clone.
 #[derive(Clone)]

@@ -65,7 +65,7 @@ pub async fn spawn_app_with(pool: PgPool, settings: Settings) -> TestApp {
 /// Creates an API key with `scopes` in the test's database.
 pub async fn issue_key(pool: &PgPool, name: &str, scopes: &[&str]) -> String {
     let db = db::Db::new(pool.clone(), &ReserverSettings::default());
-    api::auth::issue_key(&db, name, scopes, None)
+    api::api_keys::issue_key(&db, name, scopes, None)
         .await
         .expect("issue an API key")
         .key

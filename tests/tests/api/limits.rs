@@ -60,7 +60,7 @@ async fn a_key_with_a_rate_of_its_own_is_held_to_it(pool: PgPool) {
     };
     let app = spawn_app_with(pool.clone(), settings).await;
     let db = db::Db::new(pool.clone(), &db::ReserverSettings::default());
-    let batch = api::auth::issue_key(
+    let batch = api::api_keys::issue_key(
         &db,
         "nightly-batch",
         &["inventory:read"],

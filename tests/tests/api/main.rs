@@ -5,7 +5,7 @@
 // A failed unwrap is a failed test, with its location: exactly what we want here.
 #![allow(clippy::unwrap_used)]
 
-mod auth;
+mod access;
 mod channel_sync;
 mod clients;
 mod compose;

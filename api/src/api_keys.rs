@@ -1,5 +1,4 @@
-//! Who is calling: API keys, the scope each route needs, and the middleware
-//! that checks both before any other work is done.
+//! API keys: issuing them, and knowing the live ones.
 //!
 //! A key is `oms_` followed by 256 random bits (base64url). Postgres keeps
 //! only its SHA-256, so a database dump authenticates nothing; the key is
@@ -7,7 +6,8 @@
 //! keys in memory and reloads them every `refresh_every`, so authenticating
 //! costs one hash and a map look-up, never a query per request. A key the
 //! cache does not know triggers at most one reload per second (new keys work
-//! at once; a flood of made-up keys costs one query a second, not one each).
+//! within a second; a flood of made-up keys costs one query a second, not
+//! one each).
 
 use std::{
     collections::HashMap,
@@ -15,23 +15,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{
-    extract::{MatchedPath, Request, State},
-    http::Method,
-    middleware::Next,
-    response::{IntoResponse, Response},
-};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use db::{Db, DbError, NewApiKey};
-use domain::{Scope, Scopes};
+use domain::Scopes;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::{
-    error::ApiError,
-    limits::{LimitKey, Rate},
-    state::AppState,
-};
+use crate::limits::Rate;
 
 /// Prefix of every key: recognisable in a secret scanner and in a config.
 const KEY_PREFIX: &str = "oms_";
@@ -53,36 +43,6 @@ pub struct Principal {
     pub scopes: Scopes,
     /// Its own rate limit, if it has one.
     pub rate: Option<Rate>,
-}
-
-/// What a route requires of its caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone: probes, scrapes, the API's own description.
-    Open,
-    /// A Shopify signature, checked by the webhook handler over the raw body.
-    ShopifySignature,
-    /// An API key with this scope.
-    Key(Scope),
-}
-
-/// The access rule of a route, by method and matched path. A route missing
-/// here needs `admin`: a new route is closed until someone decides otherwise.
-pub fn required_access(method: &Method, route: &str) -> Access {
-    use Scope::{Admin, InventoryRead, InventoryWrite, OrdersRead, OrdersWrite};
-    match route {
-        "/health/live" | "/health/ready" | "/metrics" | "/openapi.json" | "/docs" => Access::Open,
-        "/webhooks/shopify" => Access::ShopifySignature,
-        "/product/{id}" | "/products" => Access::Key(InventoryRead),
-        "/product/{id}/stock"
-        | "/product/{id}/reserve"
-        | "/product/{id}/unreserve"
-        | "/product/{id}/sold" => Access::Key(InventoryWrite),
-        "/orders" if method == Method::POST => Access::Key(OrdersWrite),
-        "/orders" | "/orders/{id}" => Access::Key(OrdersRead),
-        "/orders/{id}/status" => Access::Key(OrdersWrite),
-        _ => Access::Key(Admin),
-    }
 }
 
 /// A key as it was issued: the only time its text exists outside the client.
@@ -287,98 +247,3 @@ impl KeyStore {
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("API keys cannot be checked: the database does not answer")]
 pub struct KeysUnavailable;
-
-/// The bearer token of a request, if it has one.
-fn bearer(request: &Request) -> Option<&str> {
-    let value = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// The middleware of every route: authenticate, charge the caller's own
-/// rate limit, check the route's scope. Webhooks are left to their handler,
-/// which checks the signature over the raw body before charging the shop.
-pub async fn authorize(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let access = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(Access::Key(Scope::Admin), |route| {
-            required_access(request.method(), route.as_str())
-        });
-    let Access::Key(scope) = access else {
-        return next.run(request).await;
-    };
-    let principal = match bearer(&request) {
-        Some(key) => match state.keys.authenticate(key).await {
-            Ok(principal) => principal,
-            Err(e) => return ApiError::from(e).into_response(),
-        },
-        None => None,
-    };
-    let Some(principal) = principal else {
-        // Strangers share one small budget: they cannot spend anyone's quota.
-        if let Err(limited) = state.limiter.check(LimitKey::Unauthenticated, None) {
-            return limited.into_response();
-        }
-        return ApiError::Unauthorized.into_response();
-    };
-    tracing::Span::current().record("api_key", tracing::field::display(&principal.name));
-    if let Err(limited) = state
-        .limiter
-        .check(LimitKey::ApiKey(principal.key_id), principal.rate)
-    {
-        return limited.into_response();
-    }
-    if !principal.scopes.allow(scope) {
-        return ApiError::Forbidden { scope }.into_response();
-    }
-    request.extensions_mut().insert(principal);
-    next.run(request).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_route_is_open_signed_or_scoped_and_unknown_ones_need_admin() {
-        let get = Method::GET;
-        assert_eq!(required_access(&get, "/health/ready"), Access::Open);
-        assert_eq!(
-            required_access(&Method::POST, "/webhooks/shopify"),
-            Access::ShopifySignature
-        );
-        assert_eq!(
-            required_access(&get, "/product/{id}"),
-            Access::Key(Scope::InventoryRead)
-        );
-        assert_eq!(
-            required_access(&Method::POST, "/product/{id}/reserve"),
-            Access::Key(Scope::InventoryWrite)
-        );
-        assert_eq!(
-            required_access(&Method::POST, "/orders"),
-            Access::Key(Scope::OrdersWrite)
-        );
-        assert_eq!(
-            required_access(&get, "/orders"),
-            Access::Key(Scope::OrdersRead)
-        );
-        assert_eq!(
-            required_access(&get, "/channels"),
-            Access::Key(Scope::Admin)
-        );
-        assert_eq!(
-            required_access(&get, "/something/new"),
-            Access::Key(Scope::Admin)
-        );
-    }
-}
