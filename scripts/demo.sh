@@ -39,12 +39,23 @@ send_order() {
     -H "x-shopify-hmac-sha256: $sig" -H "x-shopify-webhook-id: demo-$1" --data-binary "$body"
 }
 
+# cancel_order SHOPIFY_ID: posts a signed orders/cancelled webhook from store A
+# (Shopify sends the whole order; the OMS reads its id and cancel reason).
+cancel_order() {
+  local body sig
+  body=$(printf '{"id": %s, "cancel_reason": "customer", "cancelled_at": "%s"}' "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)")
+  sig=$(printf '%s' "$body" | python3 -c 'import sys,hmac,hashlib,base64; print(base64.b64encode(hmac.new(sys.argv[1].encode(), sys.stdin.buffer.read(), hashlib.sha256).digest()).decode())' "$SECRET")
+  curl -s -X POST "$B/webhooks/shopify" -H 'content-type: application/json' \
+    -H "x-shopify-shop-domain: $SHOP" -H 'x-shopify-topic: orders/cancelled' \
+    -H "x-shopify-hmac-sha256: $sig" -H "x-shopify-webhook-id: demo-cancel-$1" --data-binary "$body"
+}
+
 # wait_order SHOPIFY_ID: waits for a final status and prints the order row.
 wait_order() {
   local q="SELECT status FROM orders WHERE shop_domain = '$SHOP' AND external_id = '$1'"
   for _ in $(seq 1 120); do
     case "$(psql "$DATABASE_URL" -tAc "$q" 2>/dev/null)" in
-      FULFILLMENT_REQUESTED|REJECTED|FAILED) break ;;
+      FULFILLMENT_REQUESTED|REJECTED|FAILED|CANCELLED) break ;;
     esac
     sleep 0.5
   done
@@ -92,6 +103,18 @@ wait_order "$ID2"
 show "curl -s -H \"\$AUTH\" $B/product/$SKU"
 show "curl -s -X PUT $SIM/control/wms/mode -H 'content-type: application/json' -d '{\"mode\": \"ok\"}'"
 log "compensated workflow: http://localhost:$TEMPORAL_UI_PORT/namespaces/default/workflows/order:shopify:$SHOP:$ID2"
+
+ID3=$((ID + 2))
+step "A customer cancels an order in Shopify: the workflow cancels it at the warehouse and releases its units"
+show "send_order $ID3 1"
+wait_order "$ID3"
+show "cancel_order $ID3"
+for _ in $(seq 1 60); do
+  [ "$(psql "$DATABASE_URL" -tAc "SELECT status FROM orders WHERE shop_domain = '$SHOP' AND external_id = '$ID3'")" = CANCELLED ] && break
+  sleep 0.5
+done
+wait_order "$ID3"
+show "curl -s -H \"\$AUTH\" $B/product/$SKU"
 
 KEY="demo-$ID"
 step "The orders API: place an order and wait for its reservation, then ship it"

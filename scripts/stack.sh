@@ -74,6 +74,9 @@ if ! { [ -s "$KEY_FILE" ] && curl -fsS -o /dev/null -H "Authorization: Bearer $(
   mv "$KEY_FILE.new" "$KEY_FILE" && chmod 600 "$KEY_FILE"
   log "created a development API key (every scope) in .run/dev-api-key"
 fi
+# A Postman environment for the committed collection, key included.
+printf '{"name": "OMS local", "values": [{"key": "baseUrl", "value": "http://%s", "enabled": true}, {"key": "apiKey", "value": "%s", "type": "secret", "enabled": true}]}\n' \
+  "$OMS_API_ADDR" "$(cat "$KEY_FILE")" >"$RUN_DIR/oms-local.postman_environment.json"
 
 "$ROOT/scripts/demo.sh"
 
@@ -81,6 +84,7 @@ cat >&2 <<MSG
 
   API            http://$OMS_API_ADDR        (logs: .run/api.log)
   API key        $(cat "$KEY_FILE")   (in .run/dev-api-key; send it as 'Authorization: Bearer <key>')
+  Postman        import postman/oms.postman_collection.json and .run/oms-local.postman_environment.json
   Temporal UI    http://localhost:$TEMPORAL_UI_PORT  (workflows of namespace 'default')
   Simulator      http://$OMS_SIMULATOR_ADDR        (GET / lists its endpoints; PUT /control/... makes it fail)
   Worker         logs: .run/worker.log; metrics http://$OMS_WORKER_METRICS_ADDR/metrics

@@ -103,6 +103,13 @@ pub enum ApiError {
     /// A webhook from an unknown shop or with a bad signature.
     #[error("unknown shop or invalid webhook signature")]
     WebhookUnauthorized,
+    /// The order is still being allocated or handed to the warehouse and
+    /// its workflow takes the change only once that settles: retry.
+    #[error("order {order_id} is still being allocated; retry shortly")]
+    OrderNotReady {
+        /// The order.
+        order_id: uuid::Uuid,
+    },
     /// Temporal is unreachable: the caller should retry.
     #[error(transparent)]
     Temporal(#[from] orchestrator::TemporalError),
@@ -178,6 +185,9 @@ impl ApiError {
                 "temporarily_unavailable",
                 "Temporarily unavailable",
             ),
+            Self::OrderNotReady { .. } => {
+                (S::SERVICE_UNAVAILABLE, "order_not_ready", "Order not ready")
+            }
             Self::Temporal(_) => (
                 S::SERVICE_UNAVAILABLE,
                 "orchestrator_unavailable",

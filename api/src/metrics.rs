@@ -30,6 +30,9 @@ pub enum WebhookOutcome {
     Unauthorized,
     /// Signed, but over the shop's rate; Shopify redelivers.
     RateLimited,
+    /// A cancellation of an order the warehouse already shipped: nothing
+    /// was released, the order was flagged for someone to follow up.
+    Flagged,
     /// Temporal or Postgres was down; Shopify will redeliver.
     Unavailable,
 }
@@ -41,6 +44,7 @@ impl WebhookOutcome {
             Self::Duplicate => "duplicate",
             Self::Ignored => "ignored",
             Self::RateLimited => "rate_limited",
+            Self::Flagged => "flagged",
             Self::DeadLettered => "dead_lettered",
             Self::Unauthorized => "unauthorized",
             Self::Unavailable => "unavailable",
@@ -180,6 +184,7 @@ impl ApiMetrics {
             WebhookOutcome::DeadLettered,
             WebhookOutcome::Unauthorized,
             WebhookOutcome::RateLimited,
+            WebhookOutcome::Flagged,
             WebhookOutcome::Unavailable,
         ] {
             webhooks.with_label_values(&[outcome.label()]);

@@ -1,4 +1,7 @@
-//! `POST /webhooks/shopify`: verify, then parse, then start the order saga.
+//! `POST /webhooks/shopify`: verify, then parse, then start the order saga
+//! (`orders/create`) or cancel the order through it (`orders/cancelled`).
+
+mod cancelled;
 
 use axum::{
     Json,
@@ -26,13 +29,13 @@ use crate::{
 
 #[utoipa::path(post, path = "/webhooks/shopify", tag = "webhooks",
     params(("X-Shopify-Shop-Domain" = String, Header), ("X-Shopify-Hmac-Sha256" = String, Header, description = "base64 HMAC-SHA256 of the raw body"),
-           ("X-Shopify-Topic" = String, Header, description = "`orders/create` is processed; others are acknowledged")),
+           ("X-Shopify-Topic" = String, Header, description = "`orders/create` starts the order; `orders/cancelled` cancels it through its workflow; others are acknowledged")),
     request_body(content = Object, description = "Shopify's orders/create payload"),
-    responses((status = 200, description = "`status`: accepted, duplicate, ignored or dead_lettered"),
+    responses((status = 200, description = "`status`: accepted, duplicate, ignored or dead_lettered; for `orders/cancelled` also cancelled, cancelling (the workflow goes on) or flagged (already shipped: nothing released, the order gets a `cancelled_after_shipping` notification)"),
         (status = 401, description = "Unknown shop or bad signature", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Over the shop's rate (signed deliveries), or over the shared budget of unverified requests; Shopify redelivers", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Temporal unavailable; Shopify retries", body = crate::error::Problem, content_type = "application/problem+json")))]
+        (status = 503, description = "Temporal unavailable, or (`order_not_ready`) a cancellation of an order still being allocated; Shopify retries", body = crate::error::Problem, content_type = "application/problem+json")))]
 /// Handles a Shopify webhook.
 ///
 /// Order of work matters: the signature is checked over the raw bytes before
@@ -111,6 +114,9 @@ async fn process(
     topic: String,
     webhook_id: Option<String>,
 ) -> Handled {
+    if topic == "orders/cancelled" {
+        return cancelled::handle(&state, &body, &shop, &topic, webhook_id.as_deref()).await;
+    }
     if topic != "orders/create" {
         tracing::info!("webhook topic not handled; acknowledged");
         return Ok((

@@ -1,0 +1,203 @@
+//! Shopify `orders/cancelled`: the cancellation goes through the order's
+//! workflow; a redelivery changes nothing; after shipping nothing is
+//! released and the order is flagged.
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use wiremock::{
+    Mock, ResponseTemplate,
+    matchers::{method, path},
+};
+
+use crate::{
+    saga_support::{SHOPS, SagaEnv, order_id, order_payload, saga_env, wms_accepts},
+    temporal::with_worker,
+};
+
+/// Shopify's `orders/cancelled` body: the order again, with the reason.
+async fn cancel_in_shopify(env: &SagaEnv, shopify_id: u64) -> reqwest::Response {
+    let mut body = order_payload(shopify_id, &[("UNUSED", 1)]);
+    body["cancel_reason"] = json!("customer");
+    body["cancelled_at"] = json!("2026-11-29T12:00:00+01:00");
+    env.send_webhook(
+        SHOPS[0],
+        "orders/cancelled",
+        &serde_json::to_vec(&body).unwrap(),
+    )
+    .await
+}
+
+fn wms_cancels() -> Mock {
+    Mock::given(method("POST"))
+        .and(path("/wms/order/555001/cancel"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": 555_001, "status": "Cancelled"})),
+        )
+}
+
+async fn notifications(env: &SagaEnv, order: uuid::Uuid) -> Vec<String> {
+    sqlx::query_scalar("SELECT kind FROM notifications WHERE order_id = $1 ORDER BY id")
+        .bind(order)
+        .fetch_all(&env.pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn an_order_cancelled_in_shopify_is_cancelled_at_the_warehouse_and_its_units_released_once(
+    pool: PgPool,
+) {
+    let env = saga_env(pool.clone()).await;
+    wms_accepts().expect(1).mount(&env.wms).await;
+    wms_cancels().expect(1).mount(&env.wms).await;
+    env.app.set_stock("GONE", 5).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let order = env.place(91_501, &[("GONE", 2)]).await;
+        assert_eq!(
+            env.wait_for_status(order, &["FULFILLMENT_REQUESTED", "FAILED"])
+                .await,
+            "FULFILLMENT_REQUESTED"
+        );
+        let r = cancel_in_shopify(&env, 91_501).await;
+        assert_eq!(r.status(), 200);
+        let answer: Value = r.json().await.unwrap();
+        assert!(
+            answer["status"] == "cancelled" || answer["status"] == "cancelling",
+            "{answer}"
+        );
+        assert_eq!(env.wait_for_status(order, &["CANCELLED"]).await, "CANCELLED");
+        assert_eq!(env.app.levels("GONE").await, (5, 0, 0));
+        let reason: String = sqlx::query_scalar(
+            "SELECT reason FROM order_status_history WHERE order_id = $1 AND to_status = 'CANCELLED'",
+        )
+        .bind(order)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert!(reason.contains("cancelled in Shopify (reason: customer)"), "{reason}");
+
+        // Shopify redelivers: nothing more happens (the warehouse mock
+        // expects exactly one cancel).
+        let again = cancel_in_shopify(&env, 91_501).await;
+        assert_eq!(again.status(), 200);
+        assert_eq!(again.json::<Value>().await.unwrap()["status"], "duplicate");
+        assert_eq!(env.app.levels("GONE").await, (5, 0, 0));
+    })
+    .await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_cancellation_after_shipping_releases_nothing_and_flags_the_order(pool: PgPool) {
+    let env = saga_env(pool.clone()).await;
+    wms_accepts().expect(1).mount(&env.wms).await;
+    wms_cancels().expect(0).mount(&env.wms).await;
+    env.app.set_stock("SHIPPED-AWAY", 3).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let order = env.place(91_502, &[("SHIPPED-AWAY", 1)]).await;
+        env.wait_for_status(order, &["FULFILLMENT_REQUESTED"]).await;
+        let shipped = env
+            .app
+            .client
+            .patch(env.app.url(&format!("/orders/{order}/status")))
+            .json(&json!({"status": "SHIPPED"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(shipped.status(), 200);
+        for _ in 0..2 {
+            let r = cancel_in_shopify(&env, 91_502).await;
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.json::<Value>().await.unwrap()["status"], "flagged");
+        }
+        assert_eq!(env.app.levels("SHIPPED-AWAY").await, (2, 0, 1));
+        let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+            .bind(order)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(status, "SHIPPED");
+        let flags = notifications(&env, order)
+            .await
+            .into_iter()
+            .filter(|k| k == "cancelled_after_shipping")
+            .count();
+        assert_eq!(flags, 1, "flagged once, however often Shopify redelivers");
+    })
+    .await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_cancellation_of_an_order_the_oms_never_had_is_dead_lettered(pool: PgPool) {
+    let env = saga_env(pool.clone()).await;
+    let r = cancel_in_shopify(&env, 91_503).await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["status"], "dead_lettered");
+    let (topic, error): (String, String) =
+        sqlx::query_as("SELECT topic, error FROM webhook_dead_letters WHERE id = $1")
+            .bind(answer["deadLetterId"].as_i64().unwrap())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(topic, "orders/cancelled");
+    assert!(error.contains("no order with Shopify id 91503"), "{error}");
+    assert!(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM orders")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            == 0
+    );
+    let _ = order_id(SHOPS[0], 91_503);
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_cancellation_of_an_order_still_being_allocated_is_answered_503_for_redelivery(
+    pool: PgPool,
+) {
+    let env = saga_env(pool.clone()).await;
+    env.app.set_stock("EARLY", 1).await;
+    // No worker runs: the order is recorded and its workflow waits, RECEIVED.
+    let body = serde_json::to_vec(&order_payload(91_504, &[("EARLY", 1)])).unwrap();
+    assert_eq!(
+        env.send_webhook(SHOPS[0], "orders/create", &body)
+            .await
+            .status(),
+        200
+    );
+    let r = cancel_in_shopify(&env, 91_504).await;
+    let problem = crate::helpers::assert_problem(r, 503, "order_not_ready").await;
+    assert!(problem["detail"].as_str().unwrap().contains("retry"));
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_cancellation_racing_the_warehouse_hand_over_is_applied_once_it_settles(pool: PgPool) {
+    let env = saga_env(pool.clone()).await;
+    // The warehouse takes its time to accept (within the client's 2 s
+    // timeout): the cancellation arrives while the order is RESERVED and
+    // the hand-over is on the wire.
+    Mock::given(method("POST"))
+        .and(path("/wms/order"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"id": 555_001, "status": "Processing"}))
+                .set_delay(std::time::Duration::from_millis(1_500)),
+        )
+        .expect(1)
+        .mount(&env.wms)
+        .await;
+    wms_cancels().expect(1).mount(&env.wms).await;
+    env.app.set_stock("RACE", 2).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let order = env.place(91_505, &[("RACE", 2)]).await;
+        assert_eq!(env.wait_for_status(order, &["RESERVED"]).await, "RESERVED");
+        let r = cancel_in_shopify(&env, 91_505).await;
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+        assert_eq!(
+            env.wait_for_status(order, &["CANCELLED"]).await,
+            "CANCELLED"
+        );
+        assert_eq!(env.app.levels("RACE").await, (2, 0, 0));
+    })
+    .await;
+}
