@@ -16,8 +16,9 @@ use crate::{error::ApiError, limits::LimitKey, state::AppState};
 pub enum Access {
     /// Anyone: probes, scrapes, the API's own description.
     Open,
-    /// A Shopify signature, checked by the webhook handler over the raw body.
-    ShopifySignature,
+    /// A vendor's signature (a Shopify shop's, the warehouse's), checked by
+    /// the webhook's handler over the raw body.
+    Signed,
     /// An API key with this scope.
     Key(Scope),
 }
@@ -28,7 +29,7 @@ pub fn required_access(method: &Method, route: &str) -> Access {
     use Scope::{Admin, InventoryRead, InventoryWrite, OrdersRead, OrdersWrite};
     match route {
         "/health/live" | "/health/ready" | "/metrics" | "/openapi.json" | "/docs" => Access::Open,
-        "/webhooks/shopify" => Access::ShopifySignature,
+        "/webhooks/shopify" | "/webhooks/wms" => Access::Signed,
         "/product/{id}" | "/products" => Access::Key(InventoryRead),
         "/product/{id}/stock"
         | "/product/{id}/reserve"
@@ -109,7 +110,7 @@ mod tests {
         assert_eq!(required_access(&get, "/health/ready"), Access::Open);
         assert_eq!(
             required_access(&Method::POST, "/webhooks/shopify"),
-            Access::ShopifySignature
+            Access::Signed
         );
         assert_eq!(
             required_access(&get, "/product/{id}"),

@@ -22,6 +22,7 @@ mod state;
 pub use error::ApiError;
 pub use limits::{LimitKey, LimitSettings, Limiter, Rate};
 pub use metrics::ApiMetrics;
+pub use routes::webhooks::wms::WmsWebhookKey;
 pub use settings::Settings;
 pub use startup::{Application, StartupError, router};
 pub use state::AppState;

@@ -95,6 +95,8 @@ pub enum LimitKey {
     ApiKey(Uuid),
     /// A shop whose webhook signature verified.
     Shop(String),
+    /// The warehouse, once its webhook's signature verified.
+    Warehouse,
     /// Everyone not verified.
     Unauthenticated,
 }
@@ -141,7 +143,7 @@ impl Limiter {
     pub fn check(&self, key: LimitKey, own_rate: Option<Rate>) -> Result<(), ApiError> {
         let rate = own_rate.unwrap_or(match key {
             LimitKey::ApiKey(_) => self.settings.client,
-            LimitKey::Shop(_) => self.settings.webhook,
+            LimitKey::Shop(_) | LimitKey::Warehouse => self.settings.webhook,
             LimitKey::Unauthenticated => self.settings.unauthenticated,
         });
         // Disabled limits cost nothing on the hot path: no lock is taken.

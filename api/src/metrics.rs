@@ -60,6 +60,7 @@ pub struct ApiMetrics {
     latency: HistogramVec,
     in_flight: IntGauge,
     webhooks: IntCounterVec,
+    wms_webhooks: IntCounterVec,
     batch_size: prometheus::Histogram,
     batch_latency: prometheus::Histogram,
     batch_failures: prometheus::IntCounter,
@@ -119,6 +120,14 @@ impl ApiMetrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let wms_webhooks = IntCounterVec::new(
+            Opts::new(
+                "oms_wms_webhook_deliveries_total",
+                "Warehouse webhook deliveries, by outcome.",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         let batch_size = prometheus::Histogram::with_opts(
             HistogramOpts::new(
                 "oms_reserve_batch_size",
@@ -167,6 +176,7 @@ impl ApiMetrics {
             Box::new(latency.clone()),
             Box::new(in_flight.clone()),
             Box::new(webhooks.clone()),
+            Box::new(wms_webhooks.clone()),
             Box::new(batch_size.clone()),
             Box::new(batch_latency.clone()),
             Box::new(batch_failures.clone()),
@@ -188,6 +198,7 @@ impl ApiMetrics {
             WebhookOutcome::Unavailable,
         ] {
             webhooks.with_label_values(&[outcome.label()]);
+            wms_webhooks.with_label_values(&[outcome.label()]);
         }
         Self {
             registry,
@@ -195,6 +206,7 @@ impl ApiMetrics {
             latency,
             in_flight,
             webhooks,
+            wms_webhooks,
             batch_size,
             batch_latency,
             batch_failures,
@@ -223,6 +235,13 @@ impl ApiMetrics {
     /// Counts one webhook delivery.
     pub fn webhook(&self, outcome: WebhookOutcome) {
         self.webhooks.with_label_values(&[outcome.label()]).inc();
+    }
+
+    /// Counts one warehouse webhook delivery.
+    pub fn wms_webhook(&self, outcome: WebhookOutcome) {
+        self.wms_webhooks
+            .with_label_values(&[outcome.label()])
+            .inc();
     }
 
     /// Records one reserve batch (the database's batch observer).

@@ -36,6 +36,7 @@ use crate::{
         routes::orders::list,
         routes::orders::change_status,
         routes::webhooks::shopify,
+        routes::webhooks::wms::wms,
         routes::health::live,
         routes::health::ready,
         crate::routes::health::metrics,
@@ -130,7 +131,7 @@ impl utoipa::Modify for Security {
                         });
                     }
                     // An empty requirement: no key is needed.
-                    Access::Open | Access::ShopifySignature => {
+                    Access::Open | Access::Signed => {
                         operation.security = Some(vec![SecurityRequirement::default()]);
                     }
                 }

@@ -33,6 +33,9 @@ pub struct Settings {
     pub temporal_ui_url: String,
     /// Rate limits and the in-flight bound.
     pub limits: LimitSettings,
+    /// The key of the warehouse's webhook signatures; without one
+    /// `POST /webhooks/wms` refuses everything.
+    pub wms_webhook_key: Option<crate::routes::webhooks::wms::WmsWebhookKey>,
     /// How long dead-lettered payloads (customer data) are kept.
     pub dead_letter_retention: Duration,
     /// How often each process reloads the API keys: how long a revoked key
@@ -64,6 +67,7 @@ impl Settings {
                 unauthenticated: rate("OMS_UNAUTHENTICATED_RATE_LIMIT", 20.0, 40.0)?,
                 max_in_flight: var_or("OMS_MAX_IN_FLIGHT", 512)?,
             },
+            wms_webhook_key: wms_webhook_key()?,
             dead_letter_retention: Duration::from_secs(
                 86_400 * var_or::<u64>("OMS_DEAD_LETTER_RETENTION_DAYS", 30)?,
             ),
@@ -72,6 +76,25 @@ impl Settings {
             status_change_wait: secs_or("OMS_STATUS_CHANGE_WAIT_SECS", Duration::from_secs(10))?,
         })
     }
+}
+
+/// `OMS_WMS_WEBHOOK_SECRET`, a Standard Webhooks secret (`whsec_…`).
+fn wms_webhook_key() -> Result<Option<crate::routes::webhooks::wms::WmsWebhookKey>, ConfigError> {
+    const NAME: &str = "OMS_WMS_WEBHOOK_SECRET";
+    let Ok(secret) = std::env::var(NAME) else {
+        return Ok(None);
+    };
+    if secret.is_empty() {
+        return Ok(None);
+    }
+    runtime::config::check_secret(NAME, &secret, runtime::config::dev_secrets_allowed()?)?;
+    crate::routes::webhooks::wms::WmsWebhookKey::parse(&secret)
+        .map(Some)
+        .map_err(|reason| ConfigError {
+            name: NAME.into(),
+            value: "<redacted>".into(),
+            reason,
+        })
 }
 
 /// `<prefix>_RPS` and `<prefix>_BURST`, checked together.

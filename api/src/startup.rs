@@ -65,6 +65,7 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         )
         .route("/product/{id}/sold", post(routes::inventory::sold))
         .route("/webhooks/shopify", post(routes::webhooks::shopify))
+        .route("/webhooks/wms", post(routes::webhooks::wms::wms))
         .route(
             "/orders",
             post(routes::orders::place).get(routes::orders::list),
@@ -158,6 +159,7 @@ impl Application {
         );
         let state = AppState {
             keys: KeyStore::new(db.clone(), settings.api_key_refresh),
+            wms_webhook_key: settings.wms_webhook_key.clone(),
             limiter: Limiter::new(settings.limits.clone()),
             db: db.clone(),
             orchestrator,

@@ -26,6 +26,8 @@ pub struct AppState {
     pub temporal_namespace: Arc<str>,
     /// The process's Prometheus series.
     pub metrics: ApiMetrics,
+    /// The key of the warehouse's webhook signatures (none: refused).
+    pub wms_webhook_key: Option<crate::routes::webhooks::wms::WmsWebhookKey>,
     /// The live API keys.
     pub keys: KeyStore,
     /// Rate limits per verified identity.

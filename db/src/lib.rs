@@ -29,7 +29,7 @@ pub use error::DbError;
 pub use orders::{FulfillmentLine, FulfillmentOrder, NewOrder, NewOrderLine};
 pub use reads::{
     OpenOrders, OptionalText, OrderCursor, OrderDetail, OrderFilter, OrderLine, OrderNotification,
-    OrderReservation, OrderSummary, StatusChangeRecord,
+    OrderReservation, OrderSummary, StatusChangeRecord, Tracking,
 };
 pub use reconcile::ReconcileCandidate;
 pub use reserver::{BatchObserver, BatchReport, ReserverSettings};

@@ -25,6 +25,20 @@ pub struct OrderDetail {
     /// What an operator was told about the order (a rejection, a status
     /// change the warehouse refused, a repair), oldest first.
     pub notifications: Vec<OrderNotification>,
+    /// The shipment's tracking, once the warehouse reported it.
+    pub tracking: Option<Tracking>,
+}
+
+/// A shipment's tracking as the warehouse reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Tracking {
+    /// The carrier, e.g. `USPS`.
+    pub carrier: Option<String>,
+    /// The carrier's tracking number.
+    pub number: Option<String>,
+    /// Where the customer follows the parcel.
+    pub url: Option<String>,
 }
 
 /// The fields of an order shown in lists.
@@ -182,15 +196,17 @@ impl Db {
             #[sqlx(flatten)]
             summary: OrderSummary,
             line_problems: Option<sqlx::types::Json<Vec<LineProblem>>>,
+            tracking: Option<sqlx::types::Json<Tracking>>,
         }
         let row: Row = sqlx::query_as(&format!(
-            "SELECT {SUMMARY_COLUMNS}, line_problems FROM orders WHERE id = $1"
+            "SELECT {SUMMARY_COLUMNS}, line_problems, tracking FROM orders WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
         .ok_or(DbError::OrderNotFound(id))?;
         let summary = row.summary;
+        let tracking = row.tracking.map(|t| t.0);
         let problems = row.line_problems.map(|p| p.0).unwrap_or_default();
         let lines = sqlx::query_as(
             "SELECT line_no, sku, quantity, unit_price::text AS unit_price, title FROM order_lines WHERE order_id = $1 ORDER BY line_no",
@@ -241,7 +257,23 @@ impl Db {
             reservations,
             history,
             notifications,
+            tracking,
         })
+    }
+
+    /// Records the shipment's tracking (the latest report wins).
+    pub async fn record_tracking(&self, id: Uuid, tracking: &Tracking) -> Result<(), DbError> {
+        let updated =
+            sqlx::query("UPDATE orders SET tracking = $2, updated_at = now() WHERE id = $1")
+                .bind(id)
+                .bind(sqlx::types::Json(tracking))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        if updated == 0 {
+            return Err(DbError::OrderNotFound(id));
+        }
+        Ok(())
     }
 
     /// The orders in each status that is not final (for the metrics: an

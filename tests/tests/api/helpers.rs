@@ -41,6 +41,7 @@ pub fn test_settings() -> Settings {
         status_change_wait: Duration::from_secs(60),
         api_key_refresh: Duration::from_secs(5),
         dead_letter_retention: Duration::from_secs(30 * 86_400),
+        wms_webhook_key: None,
     }
 }
 

@@ -27,3 +27,4 @@ mod replay;
 mod saga;
 mod saga_support;
 mod temporal;
+mod wms_webhooks;

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use workflows::contracts::StatusChange;
 
-use super::Handled;
+use super::{Handled, answer};
 use crate::{error::ApiError, metrics::WebhookOutcome, state::AppState};
 
 /// How long the handler waits for the workflow to take the change, and then
@@ -36,14 +36,6 @@ struct CancelledDto {
 /// The notification an order gets when Shopify cancels it after the
 /// warehouse shipped it: the units are gone, someone must follow up.
 pub const CANCELLED_AFTER_SHIPPING: &str = "cancelled_after_shipping";
-
-fn answer(status: &str, extra: Value, outcome: WebhookOutcome) -> Handled {
-    let mut body = json!({ "status": status });
-    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
-        body.extend(extra.clone());
-    }
-    Ok(((StatusCode::OK, axum::Json(body)), outcome))
-}
 
 /// Handles a signed `orders/cancelled` delivery.
 pub async fn handle(

@@ -2,6 +2,7 @@
 //! (`orders/create`) or cancel the order through it (`orders/cancelled`).
 
 mod cancelled;
+pub mod wms;
 
 use axum::{
     Json,
@@ -69,6 +70,15 @@ pub async fn shopify(
 }
 
 type Handled = Result<((StatusCode, Json<Value>), WebhookOutcome), ApiError>;
+
+/// A 200 with `status` and the members of `extra`.
+fn answer(status: &str, extra: Value, outcome: WebhookOutcome) -> Handled {
+    let mut body = json!({ "status": status });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    Ok(((StatusCode::OK, Json(body)), outcome))
+}
 
 /// A webhook whose signature verified.
 async fn verified(state: AppState, headers: HeaderMap, body: Bytes, shop: ShopDomain) -> Handled {

@@ -1,0 +1,241 @@
+//! The warehouse's webhooks: Standard Webhooks signatures, then shipments,
+//! deliveries and exceptions through the order's workflow.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use api::WmsWebhookKey;
+use base64::{Engine, engine::general_purpose::STANDARD};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    helpers::{TestApp, assert_problem, spawn_app_with, test_settings},
+    saga_support::{SagaEnv, saga_env, wms_accepts},
+    temporal::with_worker,
+};
+
+fn key() -> WmsWebhookKey {
+    WmsWebhookKey::parse(&format!(
+        "whsec_{}",
+        STANDARD.encode(b"a warehouse webhook key")
+    ))
+    .unwrap()
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Sends `body` as the warehouse would, signed at `at` with `key`.
+async fn deliver_signed(
+    app: &TestApp,
+    key: &WmsWebhookKey,
+    at: i64,
+    topic: &str,
+    body: &Value,
+) -> reqwest::Response {
+    let body = serde_json::to_vec(body).unwrap();
+    let id = format!("msg_{}", Uuid::new_v4().simple());
+    // The warehouse sends no API key.
+    reqwest::Client::new()
+        .post(app.url("/webhooks/wms"))
+        .header("webhook-id", &id)
+        .header("webhook-timestamp", at.to_string())
+        .header("webhook-signature", key.sign(&id, at, &body))
+        .header("x-webhook-topic", topic)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn deliver(app: &TestApp, topic: &str, body: &Value) -> reqwest::Response {
+    deliver_signed(app, &key(), now(), topic, body).await
+}
+
+/// The environment with an API that knows the warehouse's key.
+async fn env_with_key(pool: PgPool) -> SagaEnv {
+    let mut env = saga_env(pool.clone()).await;
+    let mut settings = test_settings();
+    settings.shops = env.worker.shops.clone();
+    settings.temporal = env.worker.temporal.clone();
+    settings.saga_policy = crate::saga_support::fast_policy();
+    settings.wms_webhook_key = Some(key());
+    env.app = spawn_app_with(pool, settings).await;
+    env
+}
+
+fn shipped(order: Uuid) -> Value {
+    json!({"id": 555_001, "reference_id": order.to_string(), "status": "Completed",
+           "shipments": [{"id": 1, "status": "Completed",
+               "tracking": {"carrier": "USPS", "tracking_number": "9400100000000000000000",
+                            "tracking_url": "https://tools.usps.com/go/TrackConfirmAction?tLabels=9400100000000000000000"}}]})
+}
+
+async fn status_of(env: &SagaEnv, order: Uuid) -> String {
+    sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+        .bind(order)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_shipment_reported_by_the_warehouse_ships_the_order_sells_its_units_and_keeps_the_tracking(
+    pool: PgPool,
+) {
+    let env = env_with_key(pool.clone()).await;
+    wms_accepts().expect(1).mount(&env.wms).await;
+    env.app.set_stock("PARCEL", 4).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let order = env.place(91_601, &[("PARCEL", 3)]).await;
+        env.wait_for_status(order, &["FULFILLMENT_REQUESTED"]).await;
+
+        let r = deliver(&env.app, "order.shipped", &shipped(order)).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap()["status"], "shipped");
+        assert_eq!(env.wait_for_status(order, &["SHIPPED"]).await, "SHIPPED");
+        assert_eq!(env.app.levels("PARCEL").await, (1, 0, 3));
+        let detail = env.app.get_json(&format!("/orders/{order}")).await;
+        assert_eq!(detail["tracking"]["carrier"], "USPS");
+        assert_eq!(detail["tracking"]["number"], "9400100000000000000000");
+
+        // Redelivered: nothing more is sold.
+        let again = deliver(&env.app, "order.shipped", &shipped(order)).await;
+        assert_eq!(again.json::<Value>().await.unwrap()["status"], "duplicate");
+
+        // A later carrier update changes the tracking only.
+        let mut update = shipped(order);
+        update["shipments"][0]["tracking"]["tracking_number"] = json!("NEW-NUMBER");
+        let r = deliver(&env.app, "order.shipment.tracking.updated", &update).await;
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["status"],
+            "tracking_recorded"
+        );
+        let detail = env.app.get_json(&format!("/orders/{order}")).await;
+        assert_eq!(detail["tracking"]["number"], "NEW-NUMBER");
+
+        let r = deliver(
+            &env.app,
+            "order.delivered",
+            &json!({"reference_id": order.to_string()}),
+        )
+        .await;
+        assert_eq!(r.json::<Value>().await.unwrap()["status"], "delivered");
+        assert_eq!(status_of(&env, order).await, "DELIVERED");
+        assert_eq!(env.app.levels("PARCEL").await, (1, 0, 3));
+    })
+    .await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_delivery_that_overtakes_its_shipment_ships_the_order_first(pool: PgPool) {
+    let env = env_with_key(pool.clone()).await;
+    wms_accepts().expect(1).mount(&env.wms).await;
+    env.app.set_stock("EARLY-BIRD", 1).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let order = env.place(91_602, &[("EARLY-BIRD", 1)]).await;
+        env.wait_for_status(order, &["FULFILLMENT_REQUESTED"]).await;
+        let r = deliver(
+            &env.app,
+            "order.shipment.delivered",
+            &json!({"order": {"reference_id": order.to_string()}}),
+        )
+        .await;
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+        assert_eq!(
+            env.wait_for_status(order, &["DELIVERED"]).await,
+            "DELIVERED"
+        );
+        assert_eq!(env.app.levels("EARLY-BIRD").await, (0, 0, 1));
+    })
+    .await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn an_exception_flags_the_order_and_an_unknown_reference_is_dead_lettered(pool: PgPool) {
+    let env = env_with_key(pool.clone()).await;
+    wms_accepts().expect(1).mount(&env.wms).await;
+    env.app.set_stock("STUCK", 1).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let order = env.place(91_603, &[("STUCK", 1)]).await;
+        env.wait_for_status(order, &["FULFILLMENT_REQUESTED"]).await;
+        let r = deliver(
+            &env.app,
+            "order.shipment.exception",
+            &json!({"reference_id": order.to_string()}),
+        )
+        .await;
+        assert_eq!(r.json::<Value>().await.unwrap()["status"], "flagged");
+        assert_eq!(status_of(&env, order).await, "FULFILLMENT_REQUESTED");
+        let detail = env.app.get_json(&format!("/orders/{order}")).await;
+        assert!(
+            detail["notifications"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["kind"] == "warehouse_exception"),
+            "{detail}"
+        );
+    })
+    .await;
+    let stranger = Uuid::new_v4();
+    let r = deliver(&env.app, "order.shipped", &shipped(stranger)).await;
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["status"], "dead_lettered");
+    let (shop, topic): (String, String) =
+        sqlx::query_as("SELECT shop_domain, topic FROM webhook_dead_letters WHERE id = $1")
+            .bind(answer["deadLetterId"].as_i64().unwrap())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((shop.as_str(), topic.as_str()), ("wms", "order.shipped"));
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn unsigned_wrongly_signed_and_stale_warehouse_events_are_refused_and_change_nothing(
+    pool: PgPool,
+) {
+    let env = env_with_key(pool.clone()).await;
+    let db = db::Db::new(pool.clone(), &db::ReserverSettings::default());
+    let order = crate::helpers::seed_order(&db, domain::Channel::Api, None, "wms-refused").await;
+    let body = shipped(order);
+    let other = WmsWebhookKey::parse(&format!(
+        "whsec_{}",
+        STANDARD.encode(b"somebody else's key!")
+    ))
+    .unwrap();
+    for r in [
+        deliver_signed(&env.app, &other, now(), "order.shipped", &body).await,
+        deliver_signed(&env.app, &key(), now() - 600, "order.shipped", &body).await,
+        deliver_signed(&env.app, &key(), now() + 600, "order.shipped", &body).await,
+        reqwest::Client::new()
+            .post(env.app.url("/webhooks/wms"))
+            .header("x-webhook-topic", "order.shipped")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_problem(r, 401, "webhook_unauthorized").await;
+    }
+    assert_eq!(status_of(&env, order).await, "RECEIVED");
+    let tracking: Option<Value> = sqlx::query_scalar("SELECT tracking FROM orders WHERE id = $1")
+        .bind(order)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(tracking.is_none());
+    // Without a configured key every event is refused.
+    let unconfigured = crate::helpers::spawn_app(pool.clone()).await;
+    assert_problem(
+        deliver(&unconfigured, "order.shipped", &body).await,
+        401,
+        "webhook_unauthorized",
+    )
+    .await;
+}
