@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::helpers::spawn_app;
@@ -41,6 +41,7 @@ async fn the_openapi_document_describes_every_route(pool: PgPool) {
         "GET /orders/{id}",
         "PATCH /orders/{id}/status",
         "POST /webhooks/shopify",
+        "POST /webhooks/wms",
         "GET /health/live",
         "GET /health/ready",
         "GET /metrics",
@@ -49,6 +50,24 @@ async fn the_openapi_document_describes_every_route(pool: PgPool) {
     .map(str::to_string)
     .collect();
     assert_eq!(operations, expected);
+    // The key scheme, and each operation's scope (or none) as enforced.
+    assert_eq!(
+        spec["components"]["securitySchemes"]["apiKey"]["scheme"],
+        "bearer"
+    );
+    let security = |path: &str, method: &str| spec["paths"][path][method]["security"].clone();
+    assert_eq!(
+        security("/product/{id}/reserve", "post"),
+        json!([{"apiKey": ["inventory:write"]}])
+    );
+    assert_eq!(
+        security("/orders/{id}", "get"),
+        json!([{"apiKey": ["orders:read"]}])
+    );
+    assert_eq!(security("/channels", "get"), json!([{"apiKey": ["admin"]}]));
+    assert_eq!(security("/health/ready", "get"), json!([{}]));
+    assert_eq!(security("/webhooks/wms", "post"), json!([{}]));
+    assert!(spec["paths"]["/orders"]["post"]["responses"]["403"].is_object());
     // Every documented error is a problem document.
     let problem = &spec["components"]["schemas"]["Problem"]["required"];
     for field in ["type", "title", "status", "code", "detail"] {
