@@ -30,6 +30,8 @@ pub struct DeadLetter {
     pub replay_attempts: i32,
     /// When the payload was emptied after the retention period.
     pub payload_purged_at: Option<DateTime<Utc>>,
+    /// The order it concerns, when it named one the OMS did not have.
+    pub order_id: Option<Uuid>,
 }
 
 impl Db {
@@ -51,6 +53,38 @@ impl Db {
         .bind(error)
         .bind(payload)
         .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Keeps a signed cancellation of `order_id`, an order the OMS does not
+    /// have (yet); returns its id.
+    pub async fn dead_letter_cancellation(
+        &self,
+        shop: &str,
+        webhook_id: Option<&str>,
+        error: &str,
+        payload: &[u8],
+        order_id: Uuid,
+    ) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO webhook_dead_letters (shop_domain, topic, webhook_id, error, payload, order_id) VALUES ($1, 'orders/cancelled', $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(shop)
+        .bind(webhook_id)
+        .bind(error)
+        .bind(payload)
+        .bind(order_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// A cancellation of `order_id` kept before the order arrived, if any.
+    pub async fn early_cancellation(&self, order_id: Uuid) -> Result<Option<i64>, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM webhook_dead_letters WHERE order_id = $1 AND topic = 'orders/cancelled' ORDER BY id LIMIT 1",
+        )
+        .bind(order_id)
+        .fetch_optional(&self.pool)
         .await?)
     }
 

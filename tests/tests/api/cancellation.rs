@@ -127,7 +127,9 @@ async fn a_cancellation_after_shipping_releases_nothing_and_flags_the_order(pool
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR")]
-async fn a_cancellation_of_an_order_the_oms_never_had_is_dead_lettered(pool: PgPool) {
+async fn a_cancellation_that_overtakes_its_order_is_dead_lettered_and_the_order_not_started(
+    pool: PgPool,
+) {
     let env = saga_env(pool.clone()).await;
     let r = cancel_in_shopify(&env, 91_503).await;
     assert_eq!(r.status(), 200);
@@ -141,14 +143,21 @@ async fn a_cancellation_of_an_order_the_oms_never_had_is_dead_lettered(pool: PgP
             .unwrap();
     assert_eq!(topic, "orders/cancelled");
     assert!(error.contains("no order with Shopify id 91503"), "{error}");
-    assert!(
+    let orders = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM orders")
             .fetch_one(&pool)
             .await
             .unwrap()
-            == 0
-    );
-    let _ = order_id(SHOPS[0], 91_503);
+    };
+    assert_eq!(orders().await, 0);
+    // The order itself arrives after its cancellation: it is not started.
+    let body = serde_json::to_vec(&order_payload(91_503, &[("LATE", 1)])).unwrap();
+    let r = env.send_webhook(SHOPS[0], "orders/create", &body).await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["status"], "ignored", "{answer}");
+    assert_eq!(answer["orderId"], order_id(SHOPS[0], 91_503).to_string());
+    assert_eq!(orders().await, 0, "nothing recorded, reserved or started");
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR")]

@@ -74,7 +74,7 @@ pub async fn handle(
         let reason = format!("no order with Shopify id {} from this shop", dto.id);
         let id = state
             .db
-            .dead_letter(shop.as_str(), topic, webhook_id, &reason, body)
+            .dead_letter_cancellation(shop.as_str(), webhook_id, &reason, body, order_id)
             .await?;
         tracing::warn!(
             dead_letter.id = id,

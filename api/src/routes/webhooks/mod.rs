@@ -169,6 +169,16 @@ async fn process(
     };
 
     let order_id = input.order_id;
+    if let Some(cancellation) = state.db.early_cancellation(order_id).await? {
+        // Shopify delivered the order's cancellation first: the customer
+        // cancelled it, so nothing is reserved and nothing is shipped.
+        tracing::warn!(order.id = %order_id, dead_letter.id = cancellation, "order cancelled in Shopify before it arrived; not started");
+        return answer(
+            "ignored",
+            json!({"orderId": order_id, "reason": "cancelled in Shopify before the order arrived", "deadLetterId": cancellation}),
+            WebhookOutcome::Ignored,
+        );
+    }
     let started =
         crate::intake::accept_order::<ApiError>(&state.db, &state.orchestrator, input).await?;
     let (outcome, status, workflow_id) = match started {
