@@ -29,6 +29,18 @@ pub(crate) fn db_failure(e: DbError) -> ActivityError {
     )
 }
 
+/// A step that cannot work with what it found (a missing configuration):
+/// retrying cannot help.
+pub(crate) fn invalid_state(message: String) -> ActivityError {
+    tracing::error!(%message, "step cannot proceed");
+    ActivityError::application(
+        ApplicationFailure::builder(message)
+            .type_name(error_types::INVALID_STATE.to_string())
+            .non_retryable(true)
+            .build(),
+    )
+}
+
 /// Client failures: 4xx is permanent (`permanent_type`), 429 is retried after
 /// the server's delay, the rest is retried with the policy's backoff.
 pub(crate) fn client_failure(e: ClientError, permanent_type: &str) -> ActivityError {

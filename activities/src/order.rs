@@ -3,14 +3,18 @@
 // The activity macros generate public items without doc comments.
 #![allow(missing_docs)]
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use db::{Db, DbError, FulfillmentOrder};
-use domain::OrderStatus;
+use domain::{Channel, OrderStatus};
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use uuid::Uuid;
 use vendors::http::ClientError;
+use vendors::shopify::{ShipmentReport, ShipmentTracking, ShopifyClient};
 use vendors::wms::{NewWmsOrder, Recipient, RecipientAddress, WmsClient, WmsProduct};
 use workflows::contracts::{
     self, Adoption, Claim, Compensation, FulfillmentAccepted, LineInput, LineProblem, LineQty,
@@ -19,15 +23,19 @@ use workflows::contracts::{
 };
 
 use crate::{
-    failure::{client_failure, db_failure, retry_until_answered, temporal_failure},
+    failure::{client_failure, db_failure, invalid_state, retry_until_answered, temporal_failure},
     metrics::ActivityMetrics,
     observe::observed,
 };
 
-/// What the order activities need: the database and the warehouse.
+/// What the order activities need: the database, the warehouse, and the
+/// shops (to report shipments).
 pub struct OrderActivities {
     db: Db,
     wms: WmsClient,
+    /// The configured shops' Admin APIs, by domain (shipments are reported
+    /// to the shop an order came from).
+    shops: HashMap<String, ShopifyClient>,
     metrics: ActivityMetrics,
 }
 
@@ -37,8 +45,19 @@ impl OrderActivities {
         Self {
             db,
             wms,
+            shops: HashMap::new(),
             metrics: ActivityMetrics::default(),
         }
+    }
+
+    /// The shops whose orders' shipments are reported.
+    #[must_use]
+    pub fn with_shops(mut self, shops: Vec<ShopifyClient>) -> Self {
+        self.shops = shops
+            .into_iter()
+            .map(|c| (c.domain().to_string(), c))
+            .collect();
+        self
     }
 
     /// Records every attempt's outcome and duration in `metrics`.
@@ -362,6 +381,47 @@ impl OrderActivities {
         order_id: Uuid,
     ) -> Result<WarehouseCheck, ActivityError> {
         observed(&self.metrics, &ctx, Some(order_id), self.settle(order_id)).await
+    }
+
+    /// Reports a shipped Shopify order to its shop: a fulfillment with the
+    /// tracking the warehouse gave, the customer notified.
+    #[activity(definition = contracts::ReportShipment)]
+    pub async fn report_shipment(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        order_id: Uuid,
+    ) -> Result<String, ActivityError> {
+        let work = async {
+            let detail = self.db.order_detail(order_id).await.map_err(db_failure)?;
+            let (Some(shop), Channel::Shopify) =
+                (detail.summary.shop.0.as_deref(), detail.summary.channel)
+            else {
+                return Ok("not a Shopify order: nothing to report".to_string());
+            };
+            let client = self.shops.get(shop).ok_or_else(|| {
+                invalid_state(format!("shop {shop} is not configured in this worker"))
+            })?;
+            let tracking = detail.tracking.unwrap_or_default();
+            let report = client
+                .report_shipment(
+                    &detail.summary.external_id,
+                    &ShipmentTracking {
+                        company: tracking.carrier,
+                        number: tracking.number,
+                        url: tracking.url,
+                    },
+                )
+                .await
+                .map_err(|e| client_failure(e, error_types::SHOPIFY_REJECTED))?;
+            Ok(match report {
+                ShipmentReport::Created { fulfillment_id } => {
+                    tracing::info!(%fulfillment_id, "shipment reported to Shopify");
+                    format!("fulfillment {fulfillment_id}")
+                }
+                ShipmentReport::AlreadyFulfilled => "already fulfilled in Shopify".to_string(),
+            })
+        };
+        observed(&self.metrics, &ctx, Some(order_id), work).await
     }
 
     /// Orders whose workflow has ended while they are not final or hold units.

@@ -30,7 +30,7 @@ pub struct OrderDetail {
 }
 
 /// A shipment's tracking as the warehouse reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Tracking {
     /// The carrier, e.g. `USPS`.

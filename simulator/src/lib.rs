@@ -25,7 +25,7 @@ use axum::{
 use serde_json::json;
 use tokio::sync::Mutex;
 
-pub use shopify::{AppliedSet, ShopMode, ShopModel, Stats};
+pub use shopify::{AppliedSet, Fulfillment, ShopMode, ShopModel, Stats};
 pub use wms::{DEFAULT_SELLABLE, WmsMode};
 
 /// Where the binary listens unless `OMS_SIMULATOR_ADDR` says otherwise.
@@ -61,6 +61,7 @@ impl Simulator {
             .route("/shops/{shop}/inventory", get(shopify::inventory))
             .route("/shops/{shop}/log", get(shopify::log))
             .route("/shops/{shop}/stats", get(shopify::stats))
+            .route("/shops/{shop}/fulfillments", get(shopify::fulfillments))
             .route("/wms/orders", get(wms::all_orders))
             .route("/wms/{version}/inventory-level", get(wms::inventory_level))
             .route(
@@ -98,6 +99,7 @@ Shopify (any shop name; OMS admin_url = http://HOST:PORT/shops/{shop}):
                                                         inventorySetQuantities (up to 250 per call)
   GET  /shops/{shop}/inventory                          sku -> available
   GET  /shops/{shop}/log                                every quantity written (sku, group = call)
+  GET  /shops/{shop}/fulfillments                       fulfillments the OMS created (tracking, notifyCustomer)
   GET  /shops/{shop}/stats                              write, read and throttled calls
 
 WMS (OMS base URL = http://HOST:PORT/wms/{version}):

@@ -12,6 +12,10 @@
 //! - `inventorySetQuantities` with many quantities, all applied or none: a
 //!   stale `changeFromQuantity` or an unknown item names its index in the
 //!   userError's `field`; the `@idempotent` key replays a call's result;
+//! - `order(id:) { fulfillmentOrders }` and `fulfillmentCreate`: every order
+//!   the shop is asked about has one fulfillment order, OPEN until a
+//!   fulfillment closes it (a second fulfillment is refused, as Shopify
+//!   refuses fulfilling a closed fulfillment order);
 //! - the cost-based rate limit: every answer reports
 //!   `extensions.cost.throttleStatus`, and a call the bucket cannot pay for
 //!   gets `THROTTLED` (HTTP 200) without being applied.
@@ -93,6 +97,28 @@ pub struct ShopModel {
     stats: Stats,
     bucket: f64,
     bucket_at: Instant,
+    /// Fulfillments created, in order.
+    fulfillments: Vec<Fulfillment>,
+}
+
+/// A fulfillment the OMS created (what Shopify would mail the customer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fulfillment {
+    /// Its GID.
+    pub id: String,
+    /// The order's GID.
+    pub order_id: String,
+    /// The carrier.
+    pub company: Option<String>,
+    /// The tracking number.
+    pub number: Option<String>,
+    /// The tracking page.
+    pub url: Option<String>,
+    /// Whether the customer was to be notified.
+    pub notify_customer: bool,
+    /// When.
+    pub time: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -148,6 +174,7 @@ impl Default for ShopModel {
             stats: Stats::default(),
             bucket: BUCKET_SIZE,
             bucket_at: Instant::now(),
+            fulfillments: Vec::new(),
         }
     }
 }
@@ -183,6 +210,11 @@ impl ShopModel {
     /// Every quantity written, in order.
     pub fn log(&self) -> &[AppliedSet] {
         &self.log
+    }
+
+    /// Fulfillments created, in order.
+    pub fn fulfillments(&self) -> &[Fulfillment] {
+        &self.fulfillments
     }
 
     /// Calls answered so far.
@@ -223,6 +255,10 @@ impl ShopModel {
         let variables = &body["variables"];
         let (cost, answer): (f64, Operation) = if query.contains("inventorySetQuantities") {
             (MUTATION_COST, Self::set_quantities)
+        } else if query.contains("fulfillmentCreate") {
+            (MUTATION_COST, Self::fulfill)
+        } else if query.contains("fulfillmentOrders") {
+            (2.0, Self::fulfillment_orders)
         } else if query.contains("productVariants") {
             let terms = sku_terms(variables["q"].as_str().unwrap_or_default()).len();
             (1.0 + terms as f64, Self::search)
@@ -232,8 +268,8 @@ impl ShopModel {
         } else {
             return graphql_errors(
                 StatusCode::OK,
-                "unsupported operation: the simulator answers productVariants, nodes \
-                     and inventorySetQuantities",
+                "unsupported operation: the simulator answers productVariants, nodes, \
+                     inventorySetQuantities, fulfillmentOrders and fulfillmentCreate",
             );
         };
         // The bucket refills with time and pays for the call up front.
@@ -252,6 +288,79 @@ impl ShopModel {
             obj.insert("extensions".into(), cost_extension(cost, self.bucket));
         }
         (status, answer)
+    }
+
+    /// `order(id:) { fulfillmentOrders { nodes { id status } } }`: one
+    /// fulfillment order per order (its GID ends in the order's id).
+    fn fulfillment_orders(&mut self, _query: &str, variables: &Value) -> (StatusCode, Value) {
+        self.stats.read_calls += 1;
+        let order = variables["id"].as_str().unwrap_or_default().to_string();
+        let Some(number) = order.strip_prefix("gid://shopify/Order/") else {
+            return (StatusCode::OK, json!({ "data": { "order": null } }));
+        };
+        let status = if self.fulfillments.iter().any(|f| f.order_id == order) {
+            "CLOSED"
+        } else {
+            "OPEN"
+        };
+        (
+            StatusCode::OK,
+            json!({ "data": { "order": { "fulfillmentOrders": { "nodes": [
+                { "id": format!("gid://shopify/FulfillmentOrder/{number}"), "status": status }
+            ] } } } }),
+        )
+    }
+
+    /// `fulfillmentCreate(fulfillment: {lineItemsByFulfillmentOrder, trackingInfo, notifyCustomer})`.
+    fn fulfill(&mut self, _query: &str, variables: &Value) -> (StatusCode, Value) {
+        let input = &variables["fulfillment"];
+        let orders: Vec<String> = input["lineItemsByFulfillmentOrder"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["fulfillmentOrderId"].as_str())
+            .filter_map(|id| id.strip_prefix("gid://shopify/FulfillmentOrder/"))
+            .map(|n| format!("gid://shopify/Order/{n}"))
+            .collect();
+        let refused = |message: &str| {
+            json!({ "data": { "fulfillmentCreate": { "fulfillment": null, "userErrors": [
+                { "field": ["fulfillment"], "message": message }
+            ] } } })
+        };
+        let Some(order) = orders.first().cloned() else {
+            return (
+                StatusCode::OK,
+                refused("lineItemsByFulfillmentOrder is empty"),
+            );
+        };
+        if self.fulfillments.iter().any(|f| f.order_id == order) {
+            return (
+                StatusCode::OK,
+                refused("Fulfillment order is not in a fulfillable state."),
+            );
+        }
+        self.stats.write_calls += 1;
+        let id = format!(
+            "gid://shopify/Fulfillment/{}",
+            70_000 + self.fulfillments.len()
+        );
+        let tracking = &input["trackingInfo"];
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        self.fulfillments.push(Fulfillment {
+            id: id.clone(),
+            order_id: order,
+            company: text(&tracking["company"]),
+            number: text(&tracking["number"]),
+            url: text(&tracking["url"]),
+            notify_customer: input["notifyCustomer"].as_bool().unwrap_or(false),
+            time: Utc::now(),
+        });
+        (
+            StatusCode::OK,
+            json!({ "data": { "fulfillmentCreate": {
+                "fulfillment": { "id": id, "status": "SUCCESS" }, "userErrors": []
+            } } }),
+        )
     }
 
     /// `productVariants(first:, query: "sku:\"A\" OR …")`: variants whose
@@ -540,6 +649,21 @@ pub(crate) async fn log(
             .shops
             .get(&shop)
             .map(|s| s.log().to_vec())
+            .unwrap_or_default(),
+    )
+}
+
+/// `GET /shops/{shop}/fulfillments`
+pub(crate) async fn fulfillments(
+    State(sim): State<Simulator>,
+    Path(shop): Path<String>,
+) -> Json<Vec<Fulfillment>> {
+    let state = sim.state.lock().await;
+    Json(
+        state
+            .shops
+            .get(&shop)
+            .map(|s| s.fulfillments().to_vec())
             .unwrap_or_default(),
     )
 }

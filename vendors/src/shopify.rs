@@ -142,6 +142,29 @@ pub struct ShopLevel {
     pub available: i64,
 }
 
+/// A shipment's tracking, as Shopify's `trackingInfo` takes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShipmentTracking {
+    /// The carrier (Shopify's `company`).
+    pub company: Option<String>,
+    /// The tracking number.
+    pub number: Option<String>,
+    /// The tracking page.
+    pub url: Option<String>,
+}
+
+/// What reporting a shipment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShipmentReport {
+    /// A fulfillment was created (its GID).
+    Created {
+        /// The fulfillment's GID.
+        fulfillment_id: String,
+    },
+    /// Nothing was left open: an earlier report went through.
+    AlreadyFulfilled,
+}
+
 /// What the shop shows for a set of SKUs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Levels {
@@ -203,6 +226,88 @@ impl ShopifyClient {
     /// The shop's settings.
     pub fn settings(&self) -> &ShopSettings {
         &self.shop
+    }
+
+    /// Tells the shop that order `order_id` (Shopify's numeric id) shipped:
+    /// one fulfillment of every open fulfillment order, with `tracking`, the
+    /// customer notified. Safe to repeat: an order with nothing left open
+    /// (an earlier attempt went through) is reported as already fulfilled.
+    pub async fn report_shipment(
+        &self,
+        order_id: &str,
+        tracking: &ShipmentTracking,
+    ) -> Result<ShipmentReport, ClientError> {
+        const OPEN_ORDERS: &str = "query($id: ID!) { order(id: $id) { fulfillmentOrders(first: 20) { nodes { id status } } } }";
+        const CREATE: &str = "mutation($fulfillment: FulfillmentInput!) { fulfillmentCreate(fulfillment: $fulfillment) { fulfillment { id status } userErrors { field message } } }";
+        let data = self
+            .graphql(
+                OPEN_ORDERS,
+                json!({ "id": format!("gid://shopify/Order/{order_id}") }),
+            )
+            .await?;
+        let order =
+            data.get("order")
+                .filter(|o| !o.is_null())
+                .ok_or_else(|| ClientError::Permanent {
+                    service: SERVICE,
+                    status: 200,
+                    message: format!("the shop has no order {order_id}"),
+                })?;
+        // Fulfillable now; ON_HOLD and SCHEDULED need someone in the admin.
+        let open: Vec<Value> = order
+            .pointer("/fulfillmentOrders/nodes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|fo| {
+                matches!(
+                    fo.get("status").and_then(Value::as_str),
+                    Some("OPEN" | "IN_PROGRESS")
+                )
+            })
+            .filter_map(|fo| fo.get("id").cloned())
+            .map(|id| json!({ "fulfillmentOrderId": id }))
+            .collect();
+        if open.is_empty() {
+            return Ok(ShipmentReport::AlreadyFulfilled);
+        }
+        let data = self
+            .graphql(
+                CREATE,
+                json!({ "fulfillment": {
+                    "lineItemsByFulfillmentOrder": open,
+                    "notifyCustomer": true,
+                    "trackingInfo": {
+                        "company": tracking.company,
+                        "number": tracking.number,
+                        "url": tracking.url,
+                    },
+                }}),
+            )
+            .await?;
+        let created = data.get("fulfillmentCreate").cloned().unwrap_or_default();
+        if let Some(errors) = created
+            .get("userErrors")
+            .and_then(Value::as_array)
+            .filter(|e| !e.is_empty())
+        {
+            let message = errors
+                .iter()
+                .filter_map(|e| e.get("message").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(ClientError::Permanent {
+                service: SERVICE,
+                status: 200,
+                message: format!("fulfillmentCreate refused: {message}"),
+            });
+        }
+        let id = created
+            .pointer("/fulfillment/id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        Ok(ShipmentReport::Created { fulfillment_id: id })
     }
 
     /// What the shop shows now for `skus` (at most [`MAX_ITEMS_PER_CALL`]):

@@ -308,7 +308,9 @@ pub async fn run_with_metrics(
         .register_workflow::<ReconcileWorkflow>()
         .map_err(|e| WorkerError::Sdk(e.into()))?
         .register_activities(
-            OrderActivities::new(db.clone(), wms).with_metrics(activity_metrics.clone()),
+            OrderActivities::new(db.clone(), wms)
+                .with_shops(shops.clone())
+                .with_metrics(activity_metrics.clone()),
         )
         .register_activities(
             ShopSyncActivities::new(db, shops).with_metrics(activity_metrics, sync_metrics),

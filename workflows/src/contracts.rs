@@ -20,6 +20,7 @@ pub mod names {
     pub const RELEASE_ORDER: &str = "oms.release_order";
     pub const TRANSITION_ORDER: &str = "oms.transition_order";
     pub const SELL_ORDER: &str = "oms.sell_order";
+    pub const REPORT_SHIPMENT: &str = "oms.report_shipment";
     pub const CANCEL_FULFILLMENT: &str = "oms.cancel_fulfillment";
     pub const SYNC_SHOP: &str = "oms.sync_shop";
     pub const CHECK_DRIFT: &str = "oms.check_drift";
@@ -277,6 +278,11 @@ activity!(
 activity!(
     /// The warehouse shipped: the order's reserved units become SOLD.
     SellOrder = names::SELL_ORDER, Sale => ()
+);
+activity!(
+    /// Tells the order's Shopify shop it shipped: a fulfillment with the
+    /// warehouse's tracking, the customer notified. Returns what was done.
+    ReportShipment = names::REPORT_SHIPMENT, Uuid => String
 );
 activity!(
     /// Asks the warehouse to cancel the order (nothing to do if it never got it).

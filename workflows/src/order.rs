@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use domain::OrderStatus;
+use domain::{Channel, OrderStatus};
 use serde::{Deserialize, Serialize};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_workflow::{
@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::contracts::{
     AdoptFulfillment, Adoption, CancelFulfillment, CheckWmsStock, Claim, ClaimCompensation,
     Compensation, FulfillmentAccepted, LineProblem, LineQty, OrderInput, RecordOrder, ReleaseOrder,
-    ReserveOrder, ReserveOrderInput, ReserveOutcome, SagaPolicy, Sale, SellOrder,
+    ReportShipment, ReserveOrder, ReserveOrderInput, ReserveOutcome, SagaPolicy, Sale, SellOrder,
     SettleWithWarehouse, StatusChange, SubmitFulfillment, SyncChannels, SyncInput, SyncReport,
     Transition, TransitionOrder, WarehouseCheck, error_types,
 };
@@ -35,6 +35,12 @@ const SETTLE_FAILED_SUBMIT: &str = "settle-failed-submit";
 /// A status change that was accepted but could not be applied is recorded
 /// on the order: the client that was answered 202 learns of it there.
 const RECORD_FAILED_CHANGE: &str = "record-failed-status-change";
+/// A shipped Shopify order is reported to its shop (a fulfillment with
+/// tracking), so Shopify stops showing it unfulfilled and mails the customer.
+const REPORT_SHIPMENT: &str = "report-shipment-to-shopify";
+/// Longest the report may keep failing (the shop down) before the order gets
+/// a notification instead; meanwhile the order takes no other change.
+const REPORT_SHIPMENT_DEADLINE_SECS: u64 = 600;
 
 /// What the `status` query (and the workflow result) tells about an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -345,6 +351,9 @@ async fn apply_change(
             .await
             .map_err(|e| failure_text(&e))?;
             step(ctx, "shipped: reserved units sold".into());
+            if ctx.state(|s| s.input.channel == Channel::Shopify) && ctx.patched(REPORT_SHIPMENT) {
+                report_shipment(ctx, order_id, &policy).await;
+            }
         }
         OrderStatus::Delivered => {
             ctx.execute_activity(
@@ -405,6 +414,45 @@ async fn apply_change(
     ctx.state_mut(|s| s.view.reason = change.reason.clone());
     set_status(ctx, change.to);
     Ok(())
+}
+
+/// Reports the shipment to the order's shop. The order is SHIPPED whatever
+/// Shopify answers: a report that fails for good becomes a notification.
+async fn report_shipment(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    order_id: Uuid,
+    policy: &SagaPolicy,
+) {
+    let deadline = REPORT_SHIPMENT_DEADLINE_SECS.min(policy.channel_sync_deadline_secs);
+    match ctx
+        .execute_activity(ReportShipment, order_id, remote_opts(policy, deadline))
+        .await
+    {
+        Ok(done) => step(ctx, format!("shipment reported to Shopify: {done}")),
+        Err(e) => {
+            let reason = format!(
+                "the shipment was not reported to Shopify: {}",
+                failure_text(&e)
+            );
+            step(ctx, reason.clone());
+            let recorded = ctx
+                .execute_activity(
+                    TransitionOrder,
+                    Transition {
+                        order_id,
+                        to: None,
+                        reason: Some(reason),
+                        problems: Vec::new(),
+                        notify: Some("shipment_not_reported".into()),
+                    },
+                    db_opts(policy),
+                )
+                .await;
+            if let Err(r) = recorded {
+                step(ctx, format!("could not record that: {}", failure_text(&r)));
+            }
+        }
+    }
 }
 
 /// The generated marker type of the run method, re-exported so that clients

@@ -43,6 +43,17 @@ impl FakeShop {
         self.model.lock().unwrap().stop_selling(sku);
     }
 
+    /// Fulfillments the OMS created: (order GID, tracking number, notify).
+    pub fn fulfillments(&self) -> Vec<(String, Option<String>, bool)> {
+        self.model
+            .lock()
+            .unwrap()
+            .fulfillments()
+            .iter()
+            .map(|f| (f.order_id.clone(), f.number.clone(), f.notify_customer))
+            .collect()
+    }
+
     pub fn stats(&self) -> Stats {
         self.model.lock().unwrap().stats()
     }

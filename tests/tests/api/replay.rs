@@ -215,6 +215,16 @@ async fn representative_order_runs_replay_against_the_code_that_ran_them(pool: P
         patch_status(&env, &id, "DELIVERED").await;
         runs.push(("order-shipped-delivered", wf));
 
+        // A Shopify order shipped: the shipment reported to its shop.
+        let shopify = env.place(9_103, &[("SHIPME", 1)]).await;
+        env.wait_for_status(shopify, &["FULFILLMENT_REQUESTED"])
+            .await;
+        patch_status(&env, &shopify.to_string(), "SHIPPED").await;
+        runs.push((
+            "shopify-order-shipped-reported",
+            format!("order:shopify:{}:9103", crate::saga_support::SHOPS[0]),
+        ));
+
         // Cancelled after the warehouse had it.
         let (id, wf) = api_order_at_the_warehouse(&env, "replay-cancelled", "CANCELME").await;
         patch_status(&env, &id, "CANCELLED").await;

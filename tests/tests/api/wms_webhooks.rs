@@ -76,6 +76,19 @@ fn shipped(order: Uuid) -> Value {
                             "tracking_url": "https://tools.usps.com/go/TrackConfirmAction?tLabels=9400100000000000000000"}}]})
 }
 
+/// The first shop's fulfillments once there are `n` (or a panic after 30 s).
+async fn wait_for_fulfillments(env: &SagaEnv, n: usize) -> Vec<(String, Option<String>, bool)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let found = env.shops[0].fake.fulfillments();
+        if found.len() >= n {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "{found:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn status_of(env: &SagaEnv, order: Uuid) -> String {
     sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
         .bind(order)
@@ -104,9 +117,21 @@ async fn a_shipment_reported_by_the_warehouse_ships_the_order_sells_its_units_an
         assert_eq!(detail["tracking"]["carrier"], "USPS");
         assert_eq!(detail["tracking"]["number"], "9400100000000000000000");
 
-        // Redelivered: nothing more is sold.
+        // Shopify is told, with the tracking, and mails the customer.
+        let fulfilled = wait_for_fulfillments(&env, 1).await;
+        assert_eq!(
+            fulfilled,
+            [(
+                "gid://shopify/Order/91601".to_string(),
+                Some("9400100000000000000000".to_string()),
+                true
+            )]
+        );
+
+        // Redelivered: nothing more is sold, nothing more reported.
         let again = deliver(&env.app, "order.shipped", &shipped(order)).await;
         assert_eq!(again.json::<Value>().await.unwrap()["status"], "duplicate");
+        assert_eq!(env.shops[0].fake.fulfillments().len(), 1);
 
         // A later carrier update changes the tracking only.
         let mut update = shipped(order);
@@ -237,5 +262,38 @@ async fn unsigned_wrongly_signed_and_stale_warehouse_events_are_refused_and_chan
         401,
         "webhook_unauthorized",
     )
+    .await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_shipment_shopify_will_not_take_ships_the_order_all_the_same_and_says_so(pool: PgPool) {
+    let env = env_with_key(pool.clone()).await;
+    wms_accepts().expect(1).mount(&env.wms).await;
+    env.app.set_stock("NO-REPORT", 1).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let order = env.place(91_604, &[("NO-REPORT", 1)]).await;
+        env.wait_for_status(order, &["FULFILLMENT_REQUESTED"]).await;
+        // The shop is down for longer than the report may keep trying.
+        env.shops[0].fake.set_mode(simulator::ShopMode::Down);
+        let r = deliver(&env.app, "order.shipped", &shipped(order)).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(env.wait_for_status(order, &["SHIPPED"]).await, "SHIPPED");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let kinds: Vec<String> =
+                sqlx::query_scalar("SELECT kind FROM notifications WHERE order_id = $1")
+                    .bind(order)
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            if kinds.iter().any(|k| k == "shipment_not_reported") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{kinds:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert_eq!(env.app.levels("NO-REPORT").await, (0, 0, 1));
+        assert!(env.shops[0].fake.fulfillments().is_empty());
+    })
     .await;
 }
