@@ -18,11 +18,12 @@ mod settings;
 pub mod shopify_dto;
 mod startup;
 mod state;
+mod wms_signature;
 
 pub use error::ApiError;
 pub use limits::{LimitKey, LimitSettings, Limiter, Rate};
 pub use metrics::ApiMetrics;
-pub use routes::webhooks::wms::WmsWebhookKey;
 pub use settings::Settings;
 pub use startup::{Application, StartupError, router};
 pub use state::AppState;
+pub use wms_signature::WmsWebhookKey;

@@ -35,7 +35,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// The key of the warehouse's webhook signatures; without one
     /// `POST /webhooks/wms` refuses everything.
-    pub wms_webhook_key: Option<crate::routes::webhooks::wms::WmsWebhookKey>,
+    pub wms_webhook_key: Option<crate::wms_signature::WmsWebhookKey>,
     /// How long dead-lettered payloads (customer data) are kept.
     pub dead_letter_retention: Duration,
     /// How often each process reloads the API keys: how long a revoked key
@@ -79,7 +79,7 @@ impl Settings {
 }
 
 /// `OMS_WMS_WEBHOOK_SECRET`, a Standard Webhooks secret (`whsec_…`).
-fn wms_webhook_key() -> Result<Option<crate::routes::webhooks::wms::WmsWebhookKey>, ConfigError> {
+fn wms_webhook_key() -> Result<Option<crate::wms_signature::WmsWebhookKey>, ConfigError> {
     const NAME: &str = "OMS_WMS_WEBHOOK_SECRET";
     let Ok(secret) = std::env::var(NAME) else {
         return Ok(None);
@@ -88,7 +88,7 @@ fn wms_webhook_key() -> Result<Option<crate::routes::webhooks::wms::WmsWebhookKe
         return Ok(None);
     }
     runtime::config::check_secret(NAME, &secret, runtime::config::dev_secrets_allowed()?)?;
-    crate::routes::webhooks::wms::WmsWebhookKey::parse(&secret)
+    crate::wms_signature::WmsWebhookKey::parse(&secret)
         .map(Some)
         .map_err(|reason| ConfigError {
             name: NAME.into(),

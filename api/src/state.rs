@@ -27,7 +27,7 @@ pub struct AppState {
     /// The process's Prometheus series.
     pub metrics: ApiMetrics,
     /// The key of the warehouse's webhook signatures (none: refused).
-    pub wms_webhook_key: Option<crate::routes::webhooks::wms::WmsWebhookKey>,
+    pub wms_webhook_key: Option<crate::wms_signature::WmsWebhookKey>,
     /// The live API keys.
     pub keys: KeyStore,
     /// Rate limits per verified identity.
