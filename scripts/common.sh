@@ -21,6 +21,9 @@ export OMS_WMS_URL="${OMS_WMS_URL:-http://${OMS_SIMULATOR_ADDR}/wms/2026-07}"
 # The stores file and the WMS token below are this repository's public
 # development values; the binaries refuse them unless this is set.
 export OMS_ALLOW_DEV_SECRETS="${OMS_ALLOW_DEV_SECRETS:-true}"
+# The warehouse's webhooks: the simulator signs, the API verifies.
+export OMS_WMS_WEBHOOK_SECRET="${OMS_WMS_WEBHOOK_SECRET:-whsec_b21zLWxvY2FsLXdhcmVob3VzZS13ZWJob29rcw==}"
+export OMS_SIMULATOR_WMS_WEBHOOK_URL="${OMS_SIMULATOR_WMS_WEBHOOK_URL:-http://${OMS_API_ADDR}/webhooks/wms}"
 export OMS_SHOPIFY_STORES_FILE="${OMS_SHOPIFY_STORES_FILE:-$ROOT/config/dev-stores.json}"
 TEMPORAL_BIN="$TOOLS_DIR/temporal/bin/temporal"
 

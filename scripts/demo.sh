@@ -116,6 +116,22 @@ done
 wait_order "$ID3"
 show "curl -s -H \"\$AUTH\" $B/product/$SKU"
 
+ID4=$((ID + 3))
+step "The warehouse ships an order: SHIPPED in the OMS, and a fulfillment with tracking in Shopify"
+show "send_order $ID4 1"
+wait_order "$ID4"
+WMS_ID=$(psql "$DATABASE_URL" -tAc "SELECT wms_order_id FROM orders WHERE shop_domain = '$SHOP' AND external_id = '$ID4'")
+show "curl -s -X POST $SIM/control/wms/orders/$WMS_ID/ship -H 'content-type: application/json' -d '{\"carrier\": \"USPS\", \"tracking_number\": \"9400100000000000$ID4\"}' | head -c 400; echo ' …'"
+for _ in $(seq 1 60); do
+  [ "$(psql "$DATABASE_URL" -tAc "SELECT status FROM orders WHERE shop_domain = '$SHOP' AND external_id = '$ID4'")" = SHIPPED ] && break
+  sleep 0.5
+done
+for _ in $(seq 1 40); do
+  curl -s "$SIM/shops/$SHOP/fulfillments" | grep -q "$ID4" && break
+  sleep 0.5
+done
+show "curl -s $SIM/shops/$SHOP/fulfillments"
+
 KEY="demo-$ID"
 step "The orders API: place an order and wait for its reservation, then ship it"
 show "curl -s -H \"\$AUTH\" -X POST $B/orders -H 'content-type: application/json' -H 'Idempotency-Key: $KEY' -H 'Prefer: wait=10' -d '{\"customerReference\": \"CUST-42\", \"lines\": [{\"sku\": \"$SKU\", \"quantity\": 1}], \"shippingAddress\": {\"name\": \"Grace Hopper\", \"address1\": \"2 Harbor Rd\", \"city\": \"Hamburg\", \"zip\": \"20095\", \"countryCode\": \"DE\"}}' | head -c 300; echo ' …'"

@@ -67,6 +67,7 @@ const DEVELOPMENT_SECRETS: &[&str] = &[
     "dev-webhook-secret-b",
     "shpat_dev_a",
     "shpat_dev_b",
+    "whsec_b21zLWxvY2FsLXdhcmVob3VzZS13ZWJob29rcw==",
 ];
 
 /// Checks a secret named `name`: empty is refused always (an empty HMAC key

@@ -10,6 +10,7 @@
 //! and the WMS base URL is `http://HOST:PORT/wms/{version}`.
 
 mod control;
+mod events;
 mod shopify;
 mod wms;
 
@@ -25,6 +26,7 @@ use axum::{
 use serde_json::json;
 use tokio::sync::Mutex;
 
+pub use events::EventSink;
 pub use shopify::{AppliedSet, Fulfillment, ShopMode, ShopModel, Stats};
 pub use wms::{DEFAULT_SELLABLE, WmsMode};
 
@@ -35,6 +37,8 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8090";
 #[derive(Clone, Default)]
 pub struct Simulator {
     state: Arc<Mutex<State>>,
+    /// Where the warehouse's webhooks go, if anywhere.
+    events: Option<EventSink>,
 }
 
 #[derive(Default)]
@@ -42,12 +46,22 @@ struct State {
     /// By shop name as it appears in the path.
     shops: BTreeMap<String, ShopModel>,
     wms: wms::Wms,
+    /// Warehouse events sent so far (their webhook ids).
+    event_sequence: u64,
 }
 
 impl Simulator {
     /// A simulator with no shops yet, every mode `ok` and no WMS orders.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A simulator whose warehouse sends its events to `sink`.
+    pub fn with_events(sink: EventSink) -> Self {
+        Self {
+            events: Some(sink),
+            ..Self::default()
+        }
     }
 
     /// All endpoints (Shopify, WMS, control, help) over this state.
@@ -71,6 +85,7 @@ impl Simulator {
             .route("/wms/{version}/order/{id}/cancel", post(wms::cancel_order))
             .route("/control/state", get(control::state))
             .route("/control/wms/mode", put(control::wms_mode))
+            .route("/control/wms/orders/{id}/{event}", post(events::send_event))
             .route("/control/wms/inventory/{sku}", put(control::wms_inventory))
             .route("/control/shops/{shop}/mode", put(control::shop_mode))
             .route(
@@ -114,6 +129,8 @@ Control:
   PUT  /control/shops/{shop}/inventory/{sku}  {\"available\": n}   (simulates drift)
   PUT  /control/wms/mode                   {\"mode\": \"ok\" | \"down\" | \"reject\" | \"slow\"}
   PUT  /control/wms/inventory/{sku}        {\"sellable\": n}
+  POST /control/wms/orders/{id}/ship      {\"tracking_number\", \"carrier\"} (optional): the WMS sends a
+                                           signed order.shipped to the OMS; also /deliver, /exception
   GET  /control/state                      modes, inventories, orders
 ";
 

@@ -16,7 +16,18 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(addr = ?listener.local_addr().ok(), "simulator listening; GET / lists the endpoints");
-    axum::serve(listener, Simulator::new().router())
+    // The warehouse's webhooks go to the OMS when both are set.
+    let url = std::env::var("OMS_SIMULATOR_WMS_WEBHOOK_URL").unwrap_or_default();
+    let secret = std::env::var("OMS_WMS_WEBHOOK_SECRET").unwrap_or_default();
+    let simulator = if url.is_empty() || secret.is_empty() {
+        Simulator::new()
+    } else {
+        let sink = simulator::EventSink::new(url.clone(), &secret)
+            .map_err(|e| anyhow::anyhow!("OMS_WMS_WEBHOOK_SECRET: {e}"))?;
+        tracing::info!(%url, "warehouse events go to the OMS");
+        Simulator::with_events(sink)
+    };
+    axum::serve(listener, simulator.router())
         .with_graceful_shutdown(runtime::telemetry::shutdown_signal())
         .await
         .context("serving")?;

@@ -55,6 +55,16 @@ impl WmsMode {
     }
 }
 
+impl Wms {
+    /// The `reference_id` of order `id` (the OMS's order id).
+    pub(crate) fn reference_of(&self, id: u64) -> Option<String> {
+        self.orders
+            .iter()
+            .find(|o| o.id == id)
+            .map(|o| o.reference_id.clone())
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Wms {
     pub(crate) mode: WmsMode,

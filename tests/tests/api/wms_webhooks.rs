@@ -297,3 +297,53 @@ async fn a_shipment_shopify_will_not_take_ships_the_order_all_the_same_and_says_
     })
     .await;
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn the_simulated_warehouse_signs_its_events_so_the_api_accepts_them(pool: PgPool) {
+    let secret = format!("whsec_{}", STANDARD.encode(b"a warehouse webhook key"));
+    let mut settings = test_settings();
+    settings.wms_webhook_key = Some(key());
+    let app = spawn_app_with(pool.clone(), settings).await;
+    let sink = simulator::EventSink::new(app.url("/webhooks/wms"), &secret).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = format!("http://{}", listener.local_addr().unwrap());
+    let router = simulator::Simulator::with_events(sink).router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let db = db::Db::new(pool.clone(), &db::ReserverSettings::default());
+    let order = crate::helpers::seed_order(&db, domain::Channel::Api, None, "sim-event").await;
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{sim}/wms/2026-07/order"))
+        .json(
+            &json!({"reference_id": order.to_string(), "order_number": "#1", "type": "DTC",
+                      "shipping_method": "Standard", "recipient": {"name": "N"},
+                      "products": [{"reference_id": "X", "name": "X", "quantity": 1}]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let wms_id = created["id"].as_u64().unwrap();
+    let sent: Value = http
+        .post(format!("{sim}/control/wms/orders/{wms_id}/ship"))
+        .json(&json!({"carrier": "DHL", "tracking_number": "JD0001"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Verified (not 401): the order is still RECEIVED, so the API asks the
+    // warehouse to come back, and has kept the tracking.
+    assert_eq!(sent["omsStatus"], 503, "{sent}");
+    assert_eq!(sent["omsAnswer"]["code"], "order_not_ready", "{sent}");
+    let tracking: Value = sqlx::query_scalar("SELECT tracking FROM orders WHERE id = $1")
+        .bind(order)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(tracking["number"], "JD0001");
+}
