@@ -313,29 +313,26 @@ async fn the_simulated_warehouse_signs_its_events_so_the_api_accepts_them(pool: 
     let db = db::Db::new(pool.clone(), &db::ReserverSettings::default());
     let order = crate::helpers::seed_order(&db, domain::Channel::Api, None, "sim-event").await;
     let http = reqwest::Client::new();
-    let created: Value = http
-        .post(format!("{sim}/wms/2026-07/order"))
-        .json(
-            &json!({"reference_id": order.to_string(), "order_number": "#1", "type": "DTC",
-                      "shipping_method": "Standard", "recipient": {"name": "N"},
-                      "products": [{"reference_id": "X", "name": "X", "quantity": 1}]}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let post = |url: String, body: Value| {
+        let http = http.clone();
+        async move {
+            let answer = http.post(url).json(&body).send().await.unwrap();
+            answer.json::<Value>().await.unwrap()
+        }
+    };
+    let created = post(
+        format!("{sim}/wms/2026-07/order"),
+        json!({"reference_id": order.to_string(), "order_number": "#1", "type": "DTC",
+               "shipping_method": "Standard", "recipient": {"name": "N"},
+               "products": [{"reference_id": "X", "name": "X", "quantity": 1}]}),
+    )
+    .await;
     let wms_id = created["id"].as_u64().unwrap();
-    let sent: Value = http
-        .post(format!("{sim}/control/wms/orders/{wms_id}/ship"))
-        .json(&json!({"carrier": "DHL", "tracking_number": "JD0001"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sent = post(
+        format!("{sim}/control/wms/orders/{wms_id}/ship"),
+        json!({"carrier": "DHL", "tracking_number": "JD0001"}),
+    )
+    .await;
     // Verified (not 401): the order is still RECEIVED, so the API asks the
     // warehouse to come back, and has kept the tracking.
     assert_eq!(sent["omsStatus"], 503, "{sent}");
