@@ -173,6 +173,10 @@ async fn start_api_bin(
     max_batch: usize,
 ) -> anyhow::Result<Api> {
     let child = Command::new(bin)
+        // No shops configured: the reserve scenarios have no Temporal, and
+        // shops they queue for are registered in the database directly.
+        .env_remove("OMS_SHOPIFY_STORES")
+        .env_remove("OMS_SHOPIFY_STORES_FILE")
         .env("DATABASE_URL", &args.database_url)
         .env("OMS_API_ADDR", format!("127.0.0.1:{}", args.port))
         .env("OMS_RESERVE_MAX_BATCH", max_batch.to_string())
