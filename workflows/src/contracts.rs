@@ -303,7 +303,10 @@ pub struct ShopSyncPolicy {
     pub batch_size: u32,
     /// Longest single drain attempt.
     pub attempt_timeout_secs: u64,
-    /// Longest wait between attempts while the shop fails (it is down).
+    /// Longest wait between attempts while the shop fails (it is down):
+    /// also how late a shop that comes back may be written. One interval by
+    /// default, so a returning shop is current within one interval; a probe
+    /// of a down shop is one failed request.
     pub max_retry_interval_millis: u64,
     /// Drains per run before the workflow continues as new.
     pub drains_per_run: u32,
@@ -316,7 +319,7 @@ impl Default for ShopSyncPolicy {
             idle_poll_secs: 10,
             batch_size: 250,
             attempt_timeout_secs: 30,
-            max_retry_interval_millis: 2_000,
+            max_retry_interval_millis: 1_000,
             drains_per_run: 500,
         }
     }
