@@ -9,7 +9,21 @@ use axum::{
 };
 use domain::Scope;
 
-use crate::{error::ApiError, limits::LimitKey, state::AppState};
+use crate::{
+    api_keys::KeyStore,
+    error::ApiError,
+    limits::{LimitKey, Limiter},
+};
+
+/// What the middleware needs: only the keys and the limiter, so a request
+/// does not clone the handlers' whole state once more to be authorized.
+#[derive(Clone)]
+pub struct AccessState {
+    /// The live API keys.
+    pub keys: KeyStore,
+    /// Rate limits per verified identity.
+    pub limiter: Limiter,
+}
 
 /// What a route requires of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,11 +70,7 @@ fn bearer(request: &Request) -> Option<&str> {
 /// The middleware of every route: authenticate, charge the caller's own
 /// rate limit, check the route's scope. Webhooks are left to their handler,
 /// which checks the signature over the raw body before charging the shop.
-pub async fn authorize(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn authorize(State(state): State<AccessState>, request: Request, next: Next) -> Response {
     let access = request
         .extensions()
         .get::<MatchedPath>()
@@ -96,7 +106,6 @@ pub async fn authorize(
     if !principal.scopes.allow(scope) {
         return ApiError::Forbidden { scope }.into_response();
     }
-    request.extensions_mut().insert(principal);
     next.run(request).await
 }
 

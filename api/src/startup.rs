@@ -87,7 +87,10 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         .route("/metrics", get(routes::health::metrics))
         // Every route above, through one table of who may call what.
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            crate::access::AccessState {
+                keys: state.keys.clone(),
+                limiter: state.limiter.clone(),
+            },
             crate::access::authorize,
         ))
         .fallback(

@@ -16,7 +16,7 @@ const TOLERANCE: Duration = Duration::from_secs(300);
 /// The key of the warehouse's webhook signatures: the bytes of a Standard
 /// Webhooks secret (`whsec_<base64>`).
 #[derive(Clone)]
-pub struct WmsWebhookKey(Vec<u8>);
+pub struct WmsWebhookKey(std::sync::Arc<[u8]>);
 
 impl std::fmt::Debug for WmsWebhookKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,7 +37,7 @@ impl WmsWebhookKey {
         if key.len() < 16 {
             return Err("must hold at least 16 bytes".into());
         }
-        Ok(Self(key))
+        Ok(Self(key.into()))
     }
 
     /// The `webhook-signature` value for a delivery (what the warehouse

@@ -377,6 +377,28 @@ impl Db {
         Ok((items, next))
     }
 
+    /// The status of an order and its workflow's id, if the order exists.
+    pub async fn order_workflow(&self, id: Uuid) -> Result<Option<(OrderStatus, String)>, DbError> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT status, workflow_id FROM orders WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(status, workflow)| Ok((parse_status(&status)?, workflow)))
+            .transpose()
+    }
+
+    /// Whether the order was ever told `kind` (a notification).
+    pub async fn has_notification(&self, id: Uuid, kind: &str) -> Result<bool, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM notifications WHERE order_id = $1 AND kind = $2)",
+        )
+        .bind(id)
+        .bind(kind)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// The status of an order, if it exists.
     pub async fn order_status(&self, id: Uuid) -> Result<Option<OrderStatus>, DbError> {
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")

@@ -299,24 +299,7 @@ impl OrderWorkflow {
         {
             let (order_id, policy) = ctx.state(|s| (s.input.order_id, s.input.policy.clone()));
             let reason = format!("{to} was accepted but not applied: {e}");
-            step(ctx, reason.clone());
-            let recorded = ctx
-                .execute_activity(
-                    TransitionOrder,
-                    Transition {
-                        order_id,
-                        to: None,
-                        reason: Some(reason),
-                        problems: Vec::new(),
-                        notify: Some("status_change_failed".into()),
-                    },
-                    db_opts(&policy),
-                )
-                .await;
-            if let Err(r) = recorded {
-                // The order must take further changes all the same.
-                step(ctx, format!("could not record that: {}", failure_text(&r)));
-            }
+            notify(ctx, order_id, &policy, reason, "status_change_failed").await;
         }
         ctx.state_mut(|s| s.busy = false);
         applied.map(|()| view(ctx))
@@ -434,24 +417,37 @@ async fn report_shipment(
                 "the shipment was not reported to Shopify: {}",
                 failure_text(&e)
             );
-            step(ctx, reason.clone());
-            let recorded = ctx
-                .execute_activity(
-                    TransitionOrder,
-                    Transition {
-                        order_id,
-                        to: None,
-                        reason: Some(reason),
-                        problems: Vec::new(),
-                        notify: Some("shipment_not_reported".into()),
-                    },
-                    db_opts(policy),
-                )
-                .await;
-            if let Err(r) = recorded {
-                step(ctx, format!("could not record that: {}", failure_text(&r)));
-            }
+            notify(ctx, order_id, policy, reason, "shipment_not_reported").await;
         }
+    }
+}
+
+/// Tells an operator about the order (a notification and a history row that
+/// keeps the status). A failure to record it is noted in the workflow only:
+/// the order must take further changes all the same.
+async fn notify(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    order_id: Uuid,
+    policy: &SagaPolicy,
+    reason: String,
+    kind: &str,
+) {
+    step(ctx, reason.clone());
+    let recorded = ctx
+        .execute_activity(
+            TransitionOrder,
+            Transition {
+                order_id,
+                to: None,
+                reason: Some(reason),
+                problems: Vec::new(),
+                notify: Some(kind.into()),
+            },
+            db_opts(policy),
+        )
+        .await;
+    if let Err(r) = recorded {
+        step(ctx, format!("could not record that: {}", failure_text(&r)));
     }
 }
 

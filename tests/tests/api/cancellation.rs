@@ -35,14 +35,6 @@ fn wms_cancels() -> Mock {
         )
 }
 
-async fn notifications(env: &SagaEnv, order: uuid::Uuid) -> Vec<String> {
-    sqlx::query_scalar("SELECT kind FROM notifications WHERE order_id = $1 ORDER BY id")
-        .bind(order)
-        .fetch_all(&env.pool)
-        .await
-        .unwrap()
-}
-
 #[sqlx::test(migrator = "db::MIGRATOR")]
 async fn an_order_cancelled_in_shopify_is_cancelled_at_the_warehouse_and_its_units_released_once(
     pool: PgPool,
@@ -110,13 +102,9 @@ async fn a_cancellation_after_shipping_releases_nothing_and_flags_the_order(pool
             assert_eq!(r.json::<Value>().await.unwrap()["status"], "flagged");
         }
         assert_eq!(env.app.levels("SHIPPED-AWAY").await, (2, 0, 1));
-        let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-            .bind(order)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!(status, "SHIPPED");
-        let flags = notifications(&env, order)
+        assert_eq!(env.status(order).await, "SHIPPED");
+        let flags = env
+            .notification_kinds(order)
             .await
             .into_iter()
             .filter(|k| k == "cancelled_after_shipping")

@@ -154,12 +154,7 @@ async fn an_order_recorded_while_temporal_was_down_is_started_by_the_reconciliat
     assert_eq!(r.status(), 503, "Shopify is told to redeliver");
     let order = order_id(SHOPS[0], 91_402);
     // Shopify gives up; the order was recorded all the same.
-    let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-        .bind(order)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(status, "RECEIVED");
+    assert_eq!(env.status(order).await, "RECEIVED");
     with_worker(env.worker.clone(), pool.clone(), async {
         let client = orchestrator::connect(&env.worker.temporal).await.unwrap();
         let repairs = orchestrator::run_reconcile(

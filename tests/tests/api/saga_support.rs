@@ -317,6 +317,24 @@ impl SagaEnv {
             .unwrap()
     }
 
+    /// The order's status in the database now.
+    pub async fn status(&self, order: Uuid) -> String {
+        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+            .bind(order)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// The kinds of the order's notifications, oldest first.
+    pub async fn notification_kinds(&self, order: Uuid) -> Vec<String> {
+        self.notifications(order)
+            .await
+            .into_iter()
+            .map(|(kind, _)| kind)
+            .collect()
+    }
+
     pub async fn notifications(&self, order: Uuid) -> Vec<(String, String)> {
         sqlx::query_as("SELECT kind, message FROM notifications WHERE order_id = $1 ORDER BY id")
             .bind(order)

@@ -89,14 +89,6 @@ async fn wait_for_fulfillments(env: &SagaEnv, n: usize) -> Vec<(String, Option<S
     }
 }
 
-async fn status_of(env: &SagaEnv, order: Uuid) -> String {
-    sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-        .bind(order)
-        .fetch_one(&env.pool)
-        .await
-        .unwrap()
-}
-
 #[sqlx::test(migrator = "db::MIGRATOR")]
 async fn a_shipment_reported_by_the_warehouse_ships_the_order_sells_its_units_and_keeps_the_tracking(
     pool: PgPool,
@@ -151,7 +143,7 @@ async fn a_shipment_reported_by_the_warehouse_ships_the_order_sells_its_units_an
         )
         .await;
         assert_eq!(r.json::<Value>().await.unwrap()["status"], "delivered");
-        assert_eq!(status_of(&env, order).await, "DELIVERED");
+        assert_eq!(env.status(order).await, "DELIVERED");
         assert_eq!(env.app.levels("PARCEL").await, (1, 0, 3));
     })
     .await;
@@ -196,7 +188,7 @@ async fn an_exception_flags_the_order_and_an_unknown_reference_is_dead_lettered(
         )
         .await;
         assert_eq!(r.json::<Value>().await.unwrap()["status"], "flagged");
-        assert_eq!(status_of(&env, order).await, "FULFILLMENT_REQUESTED");
+        assert_eq!(env.status(order).await, "FULFILLMENT_REQUESTED");
         let detail = env.app.get_json(&format!("/orders/{order}")).await;
         assert!(
             detail["notifications"]
@@ -248,7 +240,7 @@ async fn unsigned_wrongly_signed_and_stale_warehouse_events_are_refused_and_chan
     ] {
         assert_problem(r, 401, "webhook_unauthorized").await;
     }
-    assert_eq!(status_of(&env, order).await, "RECEIVED");
+    assert_eq!(env.status(order).await, "RECEIVED");
     let tracking: Option<Value> = sqlx::query_scalar("SELECT tracking FROM orders WHERE id = $1")
         .bind(order)
         .fetch_one(&pool)
@@ -280,12 +272,7 @@ async fn a_shipment_shopify_will_not_take_ships_the_order_all_the_same_and_says_
         assert_eq!(env.wait_for_status(order, &["SHIPPED"]).await, "SHIPPED");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
         loop {
-            let kinds: Vec<String> =
-                sqlx::query_scalar("SELECT kind FROM notifications WHERE order_id = $1")
-                    .bind(order)
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
+            let kinds = env.notification_kinds(order).await;
             if kinds.iter().any(|k| k == "shipment_not_reported") {
                 break;
             }

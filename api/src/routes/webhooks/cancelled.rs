@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use workflows::contracts::StatusChange;
 
-use super::{Handled, answer};
+use super::{Handled, answer, dead_letter, flag};
 use crate::{error::ApiError, metrics::WebhookOutcome, state::AppState};
 
 /// How long the handler waits for the workflow to take the change, and then
@@ -49,16 +49,7 @@ pub async fn handle(
         Ok(dto) => dto,
         Err(e) => {
             let reason = format!("payload does not match the orders/cancelled shape: {e}");
-            let id = state
-                .db
-                .dead_letter(shop.as_str(), topic, webhook_id, &reason, body)
-                .await?;
-            tracing::error!(dead_letter.id = id, reason = %reason, "webhook dead-lettered");
-            return answer(
-                "dead_lettered",
-                json!({ "deadLetterId": id }),
-                WebhookOutcome::DeadLettered,
-            );
+            return dead_letter(state, shop.as_str(), topic, webhook_id, &reason, body).await;
         }
     };
     // Shopify's reasons are a short enum (customer, fraud, inventory,
@@ -68,7 +59,7 @@ pub async fn handle(
         .filter(|r| r.len() <= 40 && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         .unwrap_or_else(|| "other".into());
     let order_id = order_id_for(Channel::Shopify, Some(shop), &dto.id.to_string());
-    let Some(status) = state.db.order_status(order_id).await? else {
+    let Some((status, workflow_id)) = state.db.order_workflow(order_id).await? else {
         // A cancellation that overtook its order, or of an order the OMS
         // never accepted (it was dead-lettered): an operator decides.
         let reason = format!("no order with Shopify id {} from this shop", dto.id);
@@ -90,7 +81,6 @@ pub async fn handle(
     if let Some(settled) = settled(state, order_id, status, &why).await? {
         return Ok(settled);
     }
-    let detail = state.db.order_detail(order_id).await?;
     let change = StatusChange {
         to: OrderStatus::Cancelled,
         reason: Some(format!("cancelled in Shopify (reason: {why})")),
@@ -99,7 +89,7 @@ pub async fn handle(
         ACCEPT_WAIT,
         state
             .orchestrator
-            .change_status(&detail.summary.workflow_id, change, OUTCOME_WAIT),
+            .change_status(&workflow_id, change, OUTCOME_WAIT),
     )
     .await;
     let order = json!({ "orderId": order_id });
@@ -136,29 +126,20 @@ async fn settled(
         OrderStatus::Rejected | OrderStatus::Failed => {
             answer("ignored", order, WebhookOutcome::Ignored)?
         }
-        OrderStatus::Shipped | OrderStatus::Delivered => {
-            let detail = state.db.order_detail(order_id).await?;
-            if !detail
-                .notifications
-                .iter()
-                .any(|n| n.kind == CANCELLED_AFTER_SHIPPING)
-            {
-                let message = format!(
-                    "cancelled in Shopify (reason: {why}) after the warehouse shipped it: nothing was released; arrange a return or refund"
-                );
-                state
-                    .db
-                    .transition_order(
-                        order_id,
-                        None,
-                        Some(&message),
-                        &[],
-                        Some(CANCELLED_AFTER_SHIPPING),
-                    )
-                    .await?;
-                tracing::warn!(order.id = %order_id, %status, "order cancelled in Shopify after shipping; flagged");
-            }
+        // Flagged once, however often Shopify redelivers.
+        OrderStatus::Shipped | OrderStatus::Delivered
+            if state
+                .db
+                .has_notification(order_id, CANCELLED_AFTER_SHIPPING)
+                .await? =>
+        {
             answer("flagged", order, WebhookOutcome::Flagged)?
+        }
+        OrderStatus::Shipped | OrderStatus::Delivered => {
+            let message = format!(
+                "cancelled in Shopify (reason: {why}) after the warehouse shipped it: nothing was released; arrange a return or refund"
+            );
+            flag(state, order_id, CANCELLED_AFTER_SHIPPING, &message, order).await?
         }
         OrderStatus::Received
         | OrderStatus::Reserved

@@ -71,6 +71,46 @@ pub async fn shopify(
 
 type Handled = Result<((StatusCode, Json<Value>), WebhookOutcome), ApiError>;
 
+/// Keeps a signed payload that cannot be processed, and acknowledges it: its
+/// sender would otherwise redeliver it until it gives up on us. `reason`
+/// names fields, never their customer values.
+async fn dead_letter(
+    state: &AppState,
+    sender: &str,
+    topic: &str,
+    webhook_id: Option<&str>,
+    reason: &str,
+    body: &[u8],
+) -> Handled {
+    let id = state
+        .db
+        .dead_letter(sender, topic, webhook_id, reason, body)
+        .await?;
+    tracing::error!(dead_letter.id = id, reason, "webhook dead-lettered");
+    answer(
+        "dead_lettered",
+        json!({ "deadLetterId": id }),
+        WebhookOutcome::DeadLettered,
+    )
+}
+
+/// Leaves a `kind` notification on the order for a person (its status
+/// stays) and answers `flagged` with `order`.
+async fn flag(
+    state: &AppState,
+    order_id: uuid::Uuid,
+    kind: &str,
+    message: &str,
+    order: Value,
+) -> Handled {
+    state
+        .db
+        .transition_order(order_id, None, Some(message), &[], Some(kind))
+        .await?;
+    tracing::warn!(order.id = %order_id, kind, "order flagged for a person");
+    answer("flagged", order, WebhookOutcome::Flagged)
+}
+
 /// A 200 with `status` and the members of `extra`.
 fn answer(status: &str, extra: Value, outcome: WebhookOutcome) -> Handled {
     let mut body = json!({ "status": status });
@@ -152,19 +192,8 @@ async fn process(
             ));
         }
         Err(MappingError::Invalid(reason)) => {
-            let id = state
-                .db
-                .dead_letter(shop.as_str(), &topic, webhook_id.as_deref(), &reason, &body)
-                .await?;
-            // The reason names fields, never their customer values.
-            tracing::error!(dead_letter.id = id, reason = %reason, "webhook dead-lettered");
-            return Ok((
-                (
-                    StatusCode::OK,
-                    Json(json!({"status": "dead_lettered", "deadLetterId": id})),
-                ),
-                WebhookOutcome::DeadLettered,
-            ));
+            let webhook_id = webhook_id.as_deref();
+            return dead_letter(&state, shop.as_str(), &topic, webhook_id, &reason, &body).await;
         }
     };
 

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use workflows::contracts::StatusChange;
 
-use super::{Handled, answer};
+use super::{Handled, answer, flag};
 use crate::{
     error::ApiError, extract::header, limits::LimitKey, metrics::WebhookOutcome, state::AppState,
 };
@@ -164,8 +164,12 @@ async fn process(state: &AppState, body: &[u8], topic: &str) -> Handled {
         )
         .await;
     };
-    let Some(status) = state.db.order_status(order_id).await? else {
+    let Some((status, workflow_id)) = state.db.order_workflow(order_id).await? else {
         return dead_letter(state, topic, &format!("no order {order_id}"), body).await;
+    };
+    let order = Order {
+        id: order_id,
+        workflow_id: &workflow_id,
     };
     tracing::info!(order.id = %order_id, %status, topic, "warehouse event");
     if let Some(tracking) = event.tracking()
@@ -174,54 +178,65 @@ async fn process(state: &AppState, body: &[u8], topic: &str) -> Handled {
     {
         state.db.record_tracking(order_id, &tracking).await?;
     }
-    let order = json!({ "orderId": order_id });
     match topic {
-        "order.shipment.tracking.updated" => {
-            answer("tracking_recorded", order, WebhookOutcome::Accepted)
-        }
-        "order.shipped" => move_to(state, order_id, status, OrderStatus::Shipped, topic).await,
+        "order.shipment.tracking.updated" => answer(
+            "tracking_recorded",
+            json!({ "orderId": order_id }),
+            WebhookOutcome::Accepted,
+        ),
+        "order.shipped" => move_to(state, order, status, OrderStatus::Shipped, topic).await,
         "order.delivered" | "order.shipment.delivered" => {
             if status == OrderStatus::FulfillmentRequested {
                 // Events arrive out of order: the shipment was not reported
                 // (yet), but a delivered parcel was shipped.
-                if let Err(e) = change(state, order_id, OrderStatus::Shipped, topic).await? {
+                if let Err(e) = change(state, order, status, OrderStatus::Shipped, topic).await? {
                     return Ok(e);
                 }
             }
             let now = state.db.order_status(order_id).await?.unwrap_or(status);
-            move_to(state, order_id, now, OrderStatus::Delivered, topic).await
+            move_to(state, order, now, OrderStatus::Delivered, topic).await
         }
         // exception or on hold: the order stays as it is; someone must act.
         _ => {
             let kind = topic.replace("order.shipment.", "warehouse_");
             let message = format!("the warehouse reported {topic} for this order");
-            state
-                .db
-                .transition_order(order_id, None, Some(&message), &[], Some(&kind))
-                .await?;
-            tracing::warn!(%kind, "the warehouse flagged an order");
-            answer("flagged", order, WebhookOutcome::Flagged)
+            flag(
+                state,
+                order_id,
+                &kind,
+                &message,
+                json!({ "orderId": order_id }),
+            )
+            .await
         }
     }
+}
+
+/// The order an event concerns.
+#[derive(Clone, Copy)]
+struct Order<'a> {
+    id: Uuid,
+    workflow_id: &'a str,
 }
 
 /// Moves the order to `target` unless it is there (or past it) already.
 async fn move_to(
     state: &AppState,
-    order_id: Uuid,
+    order: Order<'_>,
     status: OrderStatus,
     target: OrderStatus,
     topic: &str,
 ) -> Handled {
-    let order = json!({ "orderId": order_id, "orderStatus": status });
+    let order_id = order.id;
+    let answered = json!({ "orderId": order_id, "orderStatus": status });
     let reached = match target {
         OrderStatus::Shipped => matches!(status, OrderStatus::Shipped | OrderStatus::Delivered),
         _ => status == target,
     };
     if reached {
-        return answer("duplicate", order, WebhookOutcome::Duplicate);
+        return answer("duplicate", answered, WebhookOutcome::Duplicate);
     }
-    match change(state, order_id, target, topic).await? {
+    match change(state, order, status, target, topic).await? {
         Ok(()) => answer(
             if target == OrderStatus::Shipped {
                 "shipped"
@@ -235,16 +250,17 @@ async fn move_to(
     }
 }
 
-/// Asks the order's workflow for `to`. `Ok(Err(answer))` when the order's
-/// status answers the event instead (it is final, or not at the warehouse).
+/// Asks the order's workflow to move it from `from` to `to`.
+/// `Ok(Err(answer))` when the order's status answers the event instead (it
+/// is final, or not at the warehouse).
 async fn change(
     state: &AppState,
-    order_id: Uuid,
+    order: Order<'_>,
+    from: OrderStatus,
     to: OrderStatus,
     topic: &str,
 ) -> Result<Result<(), ((StatusCode, Json<Value>), WebhookOutcome)>, ApiError> {
-    let detail = state.db.order_detail(order_id).await?;
-    let from = detail.summary.status;
+    let order_id = order.id;
     if !from.requestable_next().contains(&to) {
         return match from {
             OrderStatus::Received | OrderStatus::Reserved | OrderStatus::Compensating => {
@@ -253,22 +269,15 @@ async fn change(
             // The warehouse ships what the OMS cancelled or failed: flag it.
             _ => {
                 let message = format!("the warehouse reported {topic} for an order that is {from}");
-                state
-                    .db
-                    .transition_order(
-                        order_id,
-                        None,
-                        Some(&message),
-                        &[],
-                        Some("warehouse_status_conflict"),
-                    )
-                    .await?;
-                tracing::warn!(order.id = %order_id, %from, topic, "warehouse event conflicts with the order's status; flagged");
-                Ok(Err(answer(
-                    "flagged",
-                    json!({ "orderId": order_id, "orderStatus": from }),
-                    WebhookOutcome::Flagged,
-                )?))
+                let answered = json!({ "orderId": order_id, "orderStatus": from });
+                Ok(Err(flag(
+                    state,
+                    order_id,
+                    "warehouse_status_conflict",
+                    &message,
+                    answered,
+                )
+                .await?))
             }
         };
     }
@@ -278,7 +287,7 @@ async fn change(
     };
     match state
         .orchestrator
-        .change_status(&detail.summary.workflow_id, change, OUTCOME_WAIT)
+        .change_status(order.workflow_id, change, OUTCOME_WAIT)
         .await
     {
         Ok(ChangeOutcome::Applied(_) | ChangeOutcome::InProgress) => Ok(Ok(())),
@@ -291,19 +300,7 @@ async fn change(
     }
 }
 
+/// The warehouse's dead letters are filed under the sender `wms`.
 async fn dead_letter(state: &AppState, topic: &str, reason: &str, body: &[u8]) -> Handled {
-    let id = state
-        .db
-        .dead_letter("wms", topic, None, reason, body)
-        .await?;
-    tracing::error!(
-        dead_letter.id = id,
-        reason,
-        "warehouse webhook dead-lettered"
-    );
-    answer(
-        "dead_lettered",
-        json!({ "deadLetterId": id }),
-        WebhookOutcome::DeadLettered,
-    )
+    super::dead_letter(state, "wms", topic, None, reason, body).await
 }
