@@ -14,7 +14,7 @@ use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use uuid::Uuid;
 use vendors::http::ClientError;
-use vendors::shopify::{ShipmentReport, ShipmentTracking, ShopifyClient};
+use vendors::shopify::{ShipmentReport, ShipmentTracking, ShopifyClient, TrackingUpdate};
 use vendors::wms::{NewWmsOrder, Recipient, RecipientAddress, WmsClient, WmsProduct};
 use workflows::contracts::{
     self, Adoption, Claim, Compensation, FulfillmentAccepted, LineInput, LineProblem, LineQty,
@@ -125,6 +125,7 @@ fn saga_input_from_record(detail: &db::OrderDetail) -> OrderInput {
         request_id: None,
         policy: SagaPolicy::default(),
         resume: None,
+        awaits_payment: detail.awaits_payment,
     }
 }
 
@@ -392,25 +393,11 @@ impl OrderActivities {
         order_id: Uuid,
     ) -> Result<String, ActivityError> {
         let work = async {
-            let detail = self.db.order_detail(order_id).await.map_err(db_failure)?;
-            let (Some(shop), Channel::Shopify) =
-                (detail.summary.shop.0.as_deref(), detail.summary.channel)
-            else {
+            let Some((client, external_id, tracking)) = self.shipment_of(order_id).await? else {
                 return Ok("not a Shopify order: nothing to report".to_string());
             };
-            let client = self.shops.get(shop).ok_or_else(|| {
-                invalid_state(format!("shop {shop} is not configured in this worker"))
-            })?;
-            let tracking = detail.tracking.unwrap_or_default();
             let report = client
-                .report_shipment(
-                    &detail.summary.external_id,
-                    &ShipmentTracking {
-                        company: tracking.carrier,
-                        number: tracking.number,
-                        url: tracking.url,
-                    },
-                )
+                .report_shipment(&external_id, &tracking)
                 .await
                 .map_err(|e| client_failure(e, error_types::SHOPIFY_REJECTED))?;
             Ok(match report {
@@ -422,6 +409,62 @@ impl OrderActivities {
             })
         };
         observed(&self.metrics, &ctx, Some(order_id), work).await
+    }
+
+    /// Gives a shipped Shopify order's fulfillment the tracking the
+    /// warehouse reported last; the customer is told.
+    #[activity(definition = contracts::UpdateShipmentTracking)]
+    pub async fn update_shipment_tracking(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        order_id: Uuid,
+    ) -> Result<String, ActivityError> {
+        let work = async {
+            let Some((client, external_id, tracking)) = self.shipment_of(order_id).await? else {
+                return Ok("not a Shopify order: nothing to report".to_string());
+            };
+            let update = client
+                .update_tracking(&external_id, &tracking)
+                .await
+                .map_err(|e| client_failure(e, error_types::SHOPIFY_REJECTED))?;
+            Ok(match update {
+                TrackingUpdate::Updated { fulfillment_id } => {
+                    tracing::info!(%fulfillment_id, "tracking updated in Shopify");
+                    format!("tracking of fulfillment {fulfillment_id} updated")
+                }
+                TrackingUpdate::NoFulfillment => {
+                    "no fulfillment in Shopify yet: the shipment report carries it".to_string()
+                }
+            })
+        };
+        observed(&self.metrics, &ctx, Some(order_id), work).await
+    }
+
+    /// A Shopify order's shop client, Shopify id and latest tracking; `None`
+    /// for an order from another channel.
+    async fn shipment_of(
+        &self,
+        order_id: Uuid,
+    ) -> Result<Option<(&ShopifyClient, String, ShipmentTracking)>, ActivityError> {
+        let detail = self.db.order_detail(order_id).await.map_err(db_failure)?;
+        let (Some(shop), Channel::Shopify) =
+            (detail.summary.shop.0.as_deref(), detail.summary.channel)
+        else {
+            return Ok(None);
+        };
+        let client = self.shops.get(shop).ok_or_else(|| {
+            invalid_state(format!("shop {shop} is not configured in this worker"))
+        })?;
+        let tracking = detail.tracking.unwrap_or_default();
+        Ok(Some((
+            client,
+            detail.summary.external_id.clone(),
+            ShipmentTracking {
+                company: tracking.carrier,
+                number: tracking.number,
+                url: tracking.url,
+            },
+        )))
     }
 
     /// Orders whose workflow has ended while they are not final or hold units.
@@ -496,25 +539,26 @@ impl OrderActivities {
             // Read again: an earlier attempt of this activity may have moved it.
             let detail = self.db.order_detail(order_id).await.map_err(db_failure)?;
             let resume_in = match detail.summary.status {
-                OrderStatus::Reserved | OrderStatus::Compensating => {
-                    match self.settle(order_id).await? {
-                        WarehouseCheck::Kept {
-                            wms_order_id,
-                            reason,
-                        } => {
-                            self.db
-                                .adopt_fulfillment(order_id, &wms_order_id, &reason)
-                                .await
-                                .map_err(db_failure)?;
-                            OrderStatus::FulfillmentRequested
-                        }
-                        _ => {
-                            return released("released: the warehouse does not have it".into())
-                                .await;
-                        }
+                OrderStatus::Reserved
+                | OrderStatus::AwaitingPayment
+                | OrderStatus::Compensating => match self.settle(order_id).await? {
+                    WarehouseCheck::Kept {
+                        wms_order_id,
+                        reason,
+                    } => {
+                        self.db
+                            .adopt_fulfillment(order_id, &wms_order_id, &reason)
+                            .await
+                            .map_err(db_failure)?;
+                        OrderStatus::FulfillmentRequested
                     }
-                }
-                s @ (OrderStatus::FulfillmentRequested | OrderStatus::Shipped) => s,
+                    _ => {
+                        return released("released: the warehouse does not have it".into()).await;
+                    }
+                },
+                s @ (OrderStatus::FulfillmentRequested
+                | OrderStatus::OnHold
+                | OrderStatus::Shipped) => s,
                 OrderStatus::Received if order.workflow_state == "not found" => {
                     // Recorded at intake, but its workflow never started
                     // (Temporal was down and the sender gave up retrying):
@@ -574,6 +618,7 @@ impl OrderActivities {
                 request_id: None,
                 policy: SagaPolicy::default(),
                 resume: Some(resume_in),
+                awaits_payment: false,
             };
             orchestrator::start_resumed_order(&client, &task_queue, input, &workflow_id)
                 .await

@@ -10,7 +10,7 @@
 //! did arrive meanwhile allocates nothing twice.
 
 use db::{Db, DbError, DeadLetter};
-use domain::ShopDomain;
+use domain::{PaymentGate, ShopDomain};
 use orchestrator::{Orchestrator, Started, TemporalError, TemporalSettings};
 use serde::Serialize;
 use tracing::Instrument;
@@ -81,16 +81,25 @@ pub struct Replayer {
     db: Db,
     orchestrator: Orchestrator,
     policy: SagaPolicy,
+    payment_gate: PaymentGate,
 }
 
 impl Replayer {
-    /// Over the API's database, Temporal settings and saga policy.
+    /// Over the API's database, Temporal settings and saga policy; unpaid
+    /// orders wait as by default.
     pub fn new(db: Db, temporal: TemporalSettings, policy: SagaPolicy) -> Self {
         Self {
             db,
             orchestrator: Orchestrator::new(temporal),
             policy,
+            payment_gate: PaymentGate::default(),
         }
+    }
+
+    /// Unpaid orders wait as `gate` says (the API's setting).
+    pub fn with_payment_gate(mut self, gate: PaymentGate) -> Self {
+        self.payment_gate = gate;
+        self
     }
 
     /// Dead letters, oldest first (only pending ones unless `all`).
@@ -137,6 +146,7 @@ impl Replayer {
             &shop,
             Some(request_id),
             self.policy.clone(),
+            &self.payment_gate,
         ) {
             Ok(input) => input,
             Err(MappingError::NothingToShip) => {

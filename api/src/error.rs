@@ -140,6 +140,7 @@ impl ApiError {
             DomainError::InvalidPrice(_) => "invalid_price",
             DomainError::InvalidShopDomain(_) => "invalid_shop_domain",
             DomainError::UnknownScope(_) => "invalid_scope",
+            DomainError::UnknownFinancialStatus(_) => "invalid_financial_status",
         };
         Self::bad_request(code, err.to_string())
     }

@@ -64,7 +64,8 @@ async fn dead_letters(settings: Settings) -> anyhow::Result<()> {
     let pool = db::connect(&settings.database).await?;
     let db = db::Db::new(pool, &settings.reserver);
     let replayer =
-        api::dead_letters::Replayer::new(db, settings.temporal.clone(), settings.saga_policy);
+        api::dead_letters::Replayer::new(db, settings.temporal.clone(), settings.saga_policy)
+            .with_payment_gate(settings.payment_gate);
     match args.first().map(String::as_str) {
         Some("list") => {
             for d in replayer.list(flag("--all"), 1_000).await? {

@@ -3,6 +3,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use db::{DatabaseSettings, ReserverSettings};
+use domain::PaymentGate;
 use orchestrator::{ChannelSyncSettings, TemporalSettings};
 use runtime::config::{ConfigError, secs_or, var_or};
 use vendors::shopify::{ShopSettings, shops_from_env};
@@ -29,6 +30,9 @@ pub struct Settings {
     pub shops: Vec<ShopSettings>,
     /// Timeouts and retry pacing given to each new order saga.
     pub saga_policy: SagaPolicy,
+    /// Which unpaid Shopify orders are reserved but go to the warehouse
+    /// only once paid.
+    pub payment_gate: PaymentGate,
     /// Base URL of the Temporal Web UI (for links in order responses).
     pub temporal_ui_url: String,
     /// Rate limits and the in-flight bound.
@@ -60,6 +64,7 @@ impl Settings {
             temporal: TemporalSettings::from_env()?,
             shops: shops_from_env()?,
             saga_policy: saga_policy_from_env()?,
+            payment_gate: var_or("OMS_PAYMENT_GATED_STATUSES", PaymentGate::default())?,
             temporal_ui_url: var_or("OMS_TEMPORAL_UI_URL", "http://localhost:8233".to_string())?,
             limits: LimitSettings {
                 client: rate("OMS_RATE_LIMIT", 200.0, 400.0)?,
@@ -132,5 +137,6 @@ fn saga_policy_from_env() -> Result<SagaPolicy, ConfigError> {
             "OMS_SAGA_CHANNEL_SYNC_DEADLINE_SECS",
             d.channel_sync_deadline_secs,
         )?,
+        unpaid_expiry_secs: var_or("OMS_SAGA_UNPAID_EXPIRY_SECS", d.unpaid_expiry_secs)?,
     })
 }

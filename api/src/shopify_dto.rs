@@ -10,7 +10,9 @@
 
 use chrono::DateTime;
 use domain::Address;
-use domain::{Channel, Price, ShopDomain, order_id_for, text_problem};
+use domain::{
+    Channel, FinancialStatus, PaymentGate, Price, ShopDomain, order_id_for, text_problem,
+};
 use serde::Deserialize;
 use workflows::contracts::{LineInput, OrderInput, SagaPolicy};
 
@@ -21,6 +23,7 @@ pub struct ShopifyOrderDto {
     name: Option<String>,
     created_at: Option<String>,
     currency: Option<String>,
+    financial_status: Option<String>,
     #[serde(default)]
     line_items: Vec<LineItemDto>,
     shipping_address: Option<AddressDto>,
@@ -56,6 +59,7 @@ pub fn map_order(
     shop: &ShopDomain,
     request_id: Option<String>,
     policy: SagaPolicy,
+    gate: &PaymentGate,
 ) -> Result<OrderInput, MappingError> {
     serde_json::from_slice::<ShopifyOrderDto>(body)
         .map_err(|e| {
@@ -63,7 +67,7 @@ pub fn map_order(
                 "payload does not match the orders/create shape: {e}"
             ))
         })
-        .and_then(|dto| dto.into_order(shop, request_id, policy))
+        .and_then(|dto| dto.into_order(shop, request_id, policy, gate))
 }
 
 /// Refuses text Postgres or the warehouse cannot take, naming the field
@@ -93,6 +97,7 @@ impl ShopifyOrderDto {
         shop: &ShopDomain,
         request_id: Option<String>,
         policy: SagaPolicy,
+        gate: &PaymentGate,
     ) -> Result<OrderInput, MappingError> {
         if self.line_items.is_empty() {
             return Err(MappingError::Invalid("the order has no line items".into()));
@@ -163,6 +168,12 @@ impl ShopifyOrderDto {
             }
         }
         let external_id = self.id.to_string();
+        // A status Shopify added since is not waited for: holding an order
+        // for a payment event that may never come is the worse mistake.
+        let financial_status = self
+            .financial_status
+            .as_deref()
+            .and_then(|s| s.parse::<FinancialStatus>().ok());
         Ok(OrderInput {
             order_id: order_id_for(Channel::Shopify, Some(shop), &external_id),
             channel: Channel::Shopify,
@@ -185,6 +196,7 @@ impl ShopifyOrderDto {
             request_id,
             policy,
             resume: None,
+            awaits_payment: gate.holds(financial_status),
         })
     }
 }
@@ -208,7 +220,12 @@ mod tests {
         )
         .unwrap();
         let order = dto
-            .into_order(&shop(), None, SagaPolicy::default())
+            .into_order(
+                &shop(),
+                None,
+                SagaPolicy::default(),
+                &PaymentGate::default(),
+            )
             .unwrap();
         assert_eq!(order.external_id, "820982911946154508");
         assert_eq!(order.lines.len(), 2);
@@ -240,7 +257,12 @@ mod tests {
             ),
         ] {
             let dto: ShopifyOrderDto = serde_json::from_str(payload).unwrap();
-            match dto.into_order(&shop(), None, SagaPolicy::default()) {
+            match dto.into_order(
+                &shop(),
+                None,
+                SagaPolicy::default(),
+                &PaymentGate::default(),
+            ) {
                 Err(MappingError::Invalid(reason)) => assert!(reason.contains(field), "{reason}"),
                 other => panic!("{payload}: {other:?}"),
             }
@@ -253,13 +275,23 @@ mod tests {
             serde_json::from_str(r#"{"id": 1, "line_items": [{"sku": "A", "quantity": 0}]}"#)
                 .unwrap();
         assert!(matches!(
-            zero.into_order(&shop(), None, SagaPolicy::default()),
+            zero.into_order(
+                &shop(),
+                None,
+                SagaPolicy::default(),
+                &PaymentGate::default()
+            ),
             Err(MappingError::Invalid(_))
         ));
         let empty: ShopifyOrderDto =
             serde_json::from_str(r#"{"id": 1, "line_items": []}"#).unwrap();
         assert!(matches!(
-            empty.into_order(&shop(), None, SagaPolicy::default()),
+            empty.into_order(
+                &shop(),
+                None,
+                SagaPolicy::default(),
+                &PaymentGate::default()
+            ),
             Err(MappingError::Invalid(_))
         ));
         let digital: ShopifyOrderDto = serde_json::from_str(
@@ -267,7 +299,12 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            digital.into_order(&shop(), None, SagaPolicy::default()),
+            digital.into_order(
+                &shop(),
+                None,
+                SagaPolicy::default(),
+                &PaymentGate::default()
+            ),
             Err(MappingError::NothingToShip)
         ));
     }

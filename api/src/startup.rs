@@ -168,6 +168,7 @@ impl Application {
             orchestrator,
             shops: Arc::new(settings.shops.clone()),
             saga_policy: settings.saga_policy.clone(),
+            payment_gate: Arc::new(settings.payment_gate.clone()),
             status_change_wait: settings.status_change_wait,
             temporal_ui_url: settings.temporal_ui_url.clone().into(),
             temporal_namespace: settings.temporal.namespace.clone().into(),

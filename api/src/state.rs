@@ -20,6 +20,8 @@ pub struct AppState {
     pub shops: Arc<Vec<ShopSettings>>,
     /// Given to each new saga.
     pub saga_policy: SagaPolicy,
+    /// Which unpaid orders wait for their payment.
+    pub payment_gate: Arc<domain::PaymentGate>,
     /// Base URL of the Temporal Web UI, for links to workflows.
     pub temporal_ui_url: Arc<str>,
     /// Temporal namespace, for those links.

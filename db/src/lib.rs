@@ -13,6 +13,7 @@ mod dead_letters;
 mod error;
 mod idempotency;
 mod orders;
+mod payments;
 mod reads;
 mod reconcile;
 mod reserver;
@@ -27,6 +28,7 @@ pub use connection::{
 pub use dead_letters::DeadLetter;
 pub use error::DbError;
 pub use orders::{FulfillmentLine, FulfillmentOrder, NewOrder, NewOrderLine};
+pub use payments::PaymentWait;
 pub use reads::{
     OpenOrders, OptionalText, OrderCursor, OrderDetail, OrderFilter, OrderLine, OrderNotification,
     OrderReservation, OrderSummary, StatusChangeRecord, Tracking,

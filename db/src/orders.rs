@@ -43,6 +43,8 @@ pub struct NewOrder<'a> {
     pub request_id: Option<&'a str>,
     /// Its Temporal workflow.
     pub workflow_id: &'a str,
+    /// It goes to the warehouse only once paid.
+    pub awaits_payment: bool,
 }
 
 /// One line of a [`NewOrder`].
@@ -98,8 +100,8 @@ impl Db {
         let inserted = sqlx::query(
             r#"
             INSERT INTO orders (id, channel, shop_domain, external_id, name, currency, status,
-                                workflow_id, shipping_address, request_id, placed_at)
-            VALUES ($1, $2, $3, $4, $5, $6, 'RECEIVED', $7, $8, $9, $10::timestamptz)
+                                workflow_id, shipping_address, request_id, placed_at, awaits_payment)
+            VALUES ($1, $2, $3, $4, $5, $6, 'RECEIVED', $7, $8, $9, $10::timestamptz, $11)
             ON CONFLICT DO NOTHING
             "#,
         )
@@ -113,6 +115,7 @@ impl Db {
         .bind(address)
         .bind(input.request_id)
         .bind(input.placed_at)
+        .bind(input.awaits_payment)
         .execute(&mut *tx)
         .await?
         .rows_affected()

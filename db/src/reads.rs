@@ -27,6 +27,9 @@ pub struct OrderDetail {
     pub notifications: Vec<OrderNotification>,
     /// The shipment's tracking, once the warehouse reported it.
     pub tracking: Option<Tracking>,
+    /// Whether it goes to the warehouse only once paid (its payment was
+    /// pending or only authorized when it arrived).
+    pub awaits_payment: bool,
 }
 
 /// A shipment's tracking as the warehouse reports it.
@@ -197,9 +200,10 @@ impl Db {
             summary: OrderSummary,
             line_problems: Option<sqlx::types::Json<Vec<LineProblem>>>,
             tracking: Option<sqlx::types::Json<Tracking>>,
+            awaits_payment: bool,
         }
         let row: Row = sqlx::query_as(&format!(
-            "SELECT {SUMMARY_COLUMNS}, line_problems, tracking FROM orders WHERE id = $1"
+            "SELECT {SUMMARY_COLUMNS}, line_problems, tracking, awaits_payment FROM orders WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -258,6 +262,7 @@ impl Db {
             history,
             notifications,
             tracking,
+            awaits_payment: row.awaits_payment,
         })
     }
 

@@ -31,6 +31,9 @@ pub enum DomainError {
         "unknown scope `{0}`; known: inventory:read, inventory:write, orders:read, orders:write, admin"
     )]
     UnknownScope(String),
+    /// A payment status is not one of Shopify's (or cannot be waited for).
+    #[error("unknown or unusable financial status `{0}`")]
+    UnknownFinancialStatus(String),
     /// A stored state name is not one we know.
     #[error("unknown reservation state `{0}`")]
     UnknownReservationState(String),

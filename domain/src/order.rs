@@ -65,6 +65,11 @@ pub enum OrderStatus {
     Received,
     /// Every line's stock is reserved.
     Reserved,
+    /// Reserved, but the payment is not captured yet (pending or only
+    /// authorized): the order goes to the warehouse once it is paid, and
+    /// is cancelled (its units released) if the payment is voided or does
+    /// not come in time.
+    AwaitingPayment,
     /// The warehouse did not take the order; the saga is finding out
     /// whether it has it after all (an answer lost on the way) and undoing
     /// the reservation. It ends FAILED, or FULFILLMENT_REQUESTED when the
@@ -72,6 +77,10 @@ pub enum OrderStatus {
     Compensating,
     /// The warehouse accepted the fulfillment request.
     FulfillmentRequested,
+    /// The warehouse stopped working on it (a shipment exception, an
+    /// address to check, a hold): someone must act. Still cancellable; it
+    /// goes on when the warehouse ships or the hold is lifted.
+    OnHold,
     /// The warehouse shipped it; reserved units became SOLD.
     Shipped,
     /// Delivered to the customer.
@@ -86,11 +95,13 @@ pub enum OrderStatus {
 
 impl OrderStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::Received,
         Self::Reserved,
+        Self::AwaitingPayment,
         Self::Compensating,
         Self::FulfillmentRequested,
+        Self::OnHold,
         Self::Shipped,
         Self::Delivered,
         Self::Cancelled,
@@ -103,8 +114,10 @@ impl OrderStatus {
         match self {
             Self::Received => "RECEIVED",
             Self::Reserved => "RESERVED",
+            Self::AwaitingPayment => "AWAITING_PAYMENT",
             Self::Compensating => "COMPENSATING",
             Self::FulfillmentRequested => "FULFILLMENT_REQUESTED",
+            Self::OnHold => "ON_HOLD",
             Self::Shipped => "SHIPPED",
             Self::Delivered => "DELIVERED",
             Self::Cancelled => "CANCELLED",
@@ -121,12 +134,17 @@ impl OrderStatus {
             S::Received => &[S::Reserved, S::Rejected, S::Cancelled, S::Failed],
             S::Reserved => &[
                 S::FulfillmentRequested,
+                S::AwaitingPayment,
                 S::Compensating,
                 S::Failed,
                 S::Cancelled,
             ],
+            // RESERVED again once paid: the hand-over to the warehouse then
+            // runs as for any order. FAILED: its workflow ended (repaired).
+            S::AwaitingPayment => &[S::Reserved, S::Cancelled, S::Failed],
             S::Compensating => &[S::Failed, S::FulfillmentRequested],
-            S::FulfillmentRequested => &[S::Shipped, S::Cancelled],
+            S::FulfillmentRequested => &[S::Shipped, S::Cancelled, S::OnHold],
+            S::OnHold => &[S::FulfillmentRequested, S::Shipped, S::Cancelled],
             S::Shipped => &[S::Delivered],
             S::Delivered | S::Cancelled | S::Rejected | S::Failed => &[],
         }
@@ -136,10 +154,14 @@ impl OrderStatus {
     /// RESERVED belong to the saga, which is still allocating and handing the
     /// order to the warehouse; from FULFILLMENT_REQUESTED on, the warehouse's
     /// progress (or a cancellation before shipping) is reported by clients.
+    /// An order awaiting payment may only be cancelled (its payment moves it
+    /// on); a hold is lifted by moving the order back to FULFILLMENT_REQUESTED.
     pub fn requestable_next(self) -> &'static [Self] {
         use OrderStatus as S;
         match self {
-            S::FulfillmentRequested => &[S::Shipped, S::Cancelled],
+            S::AwaitingPayment => &[S::Cancelled],
+            S::FulfillmentRequested => &[S::Shipped, S::Cancelled, S::OnHold],
+            S::OnHold => &[S::FulfillmentRequested, S::Shipped, S::Cancelled],
             S::Shipped => &[S::Delivered],
             _ => &[],
         }

@@ -21,7 +21,8 @@ pub use nudger::ShopSyncNudger;
 pub use orchestrator::Orchestrator;
 pub use orders::{
     ChangeError, ChangeOutcome, Started, change_status, order_memo, order_record,
-    order_workflow_id, query_order, start_order, start_resumed_order, workflow_state,
+    order_workflow_id, query_order, report_payment, report_tracking, start_order,
+    start_resumed_order, workflow_state,
 };
 pub use schedules::{
     ReconcileSettings, ensure_drift_repair_schedule, ensure_reconcile_schedule, run_drift_repair,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use temporalio_client::Client;
 use tokio::sync::OnceCell;
-use workflows::contracts::{OrderInput, ShopSyncPolicy, StatusChange};
+use workflows::contracts::{OrderInput, PaymentEvent, ShopSyncPolicy, StatusChange};
 
 use crate::{
     connection::{TemporalError, TemporalSettings, connect, ensure_search_attributes},
@@ -80,6 +80,23 @@ impl Orchestrator {
     ) -> Result<(), TemporalError> {
         let client = self.client().await?;
         shop_sync::nudge_shop_sync(client, &self.settings.task_queue, shop, policy).await
+    }
+
+    /// Tells the order's workflow about its payment; `Ok(false)` when the
+    /// workflow has finished.
+    pub async fn report_payment(
+        &self,
+        workflow_id: &str,
+        event: PaymentEvent,
+    ) -> Result<bool, TemporalError> {
+        let client = self.client().await?;
+        orders::report_payment(client, workflow_id, event).await
+    }
+
+    /// Asks a shipped order's workflow to report its latest tracking.
+    pub async fn report_tracking(&self, workflow_id: &str) -> Result<(), ChangeError> {
+        let client = self.client().await?;
+        orders::report_tracking(client, workflow_id).await
     }
 
     /// Delivers a status change to the order's workflow; waits up to

@@ -11,7 +11,7 @@ use temporalio_client::{
 use temporalio_common::{MemoValues, search_attributes::SearchAttributes};
 use workflows::{
     OrderView, OrderWorkflow,
-    contracts::{OrderInput, StatusChange},
+    contracts::{OrderInput, PaymentEvent, StatusChange},
     search,
 };
 
@@ -56,6 +56,7 @@ pub fn order_record<'a>(input: &'a OrderInput, workflow_id: &'a str) -> NewOrder
         shipping_address: input.shipping_address.as_ref(),
         request_id: input.request_id.as_deref(),
         workflow_id,
+        awaits_payment: input.awaits_payment,
     }
 }
 
@@ -232,6 +233,23 @@ pub async fn change_status(
     }
 }
 
+/// Asks a shipped order's workflow to give its Shopify fulfillment the
+/// tracking recorded last. Returns once the workflow took the request (it
+/// reports on its own time; a failure becomes a notification on the order).
+pub async fn report_tracking(client: &Client, workflow_id: &str) -> Result<(), ChangeError> {
+    use temporalio_client::WorkflowStartUpdateOptions;
+    client
+        .get_workflow_handle::<OrderWorkflow>(workflow_id.to_string())
+        .start_update(
+            OrderWorkflow::report_tracking,
+            (),
+            WorkflowStartUpdateOptions::default(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(change_error)
+}
+
 fn change_error(e: temporalio_client::errors::WorkflowUpdateError) -> ChangeError {
     use temporalio_client::errors::WorkflowUpdateError;
     match e {
@@ -248,6 +266,29 @@ fn change_error(e: temporalio_client::errors::WorkflowUpdateError) -> ChangeErro
                 ChangeError::Temporal(TemporalError::call("update order workflow", e))
             }
         }
+    }
+}
+
+/// Tells the order's workflow what the shop reported of its payment.
+/// `Ok(false)`: its workflow has finished, so nothing waits for it.
+pub async fn report_payment(
+    client: &Client,
+    workflow_id: &str,
+    event: PaymentEvent,
+) -> Result<bool, TemporalError> {
+    use temporalio_client::{WorkflowSignalOptions, errors::WorkflowInteractionError};
+    match client
+        .get_workflow_handle::<OrderWorkflow>(workflow_id.to_string())
+        .signal(
+            OrderWorkflow::payment,
+            event,
+            WorkflowSignalOptions::default(),
+        )
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(WorkflowInteractionError::NotFound(_)) => Ok(false),
+        Err(e) => Err(TemporalError::call("signal order workflow", e)),
     }
 }
 

@@ -12,6 +12,8 @@
 //! - `inventorySetQuantities` with many quantities, all applied or none: a
 //!   stale `changeFromQuantity` or an unknown item names its index in the
 //!   userError's `field`; the `@idempotent` key replays a call's result;
+//! - `order(id:) { fulfillments }` and `fulfillmentTrackingInfoUpdate`: the
+//!   fulfillments created, and new tracking for one;
 //! - `order(id:) { fulfillmentOrders }` and `fulfillmentCreate`: every order
 //!   the shop is asked about has one fulfillment order, OPEN until a
 //!   fulfillment closes it (a second fulfillment is refused, as Shopify
@@ -117,7 +119,9 @@ pub struct Fulfillment {
     pub url: Option<String>,
     /// Whether the customer was to be notified.
     pub notify_customer: bool,
-    /// When.
+    /// How often its tracking was changed since.
+    pub tracking_updates: u32,
+    /// When it was created or last changed.
     pub time: DateTime<Utc>,
 }
 
@@ -257,6 +261,10 @@ impl ShopModel {
             (MUTATION_COST, Self::set_quantities)
         } else if query.contains("fulfillmentCreate") {
             (MUTATION_COST, Self::fulfill)
+        } else if query.contains("fulfillmentTrackingInfoUpdate") {
+            (MUTATION_COST, Self::update_tracking)
+        } else if query.contains("fulfillments(") {
+            (2.0, Self::order_fulfillments)
         } else if query.contains("fulfillmentOrders") {
             (2.0, Self::fulfillment_orders)
         } else if query.contains("productVariants") {
@@ -269,7 +277,8 @@ impl ShopModel {
             return graphql_errors(
                 StatusCode::OK,
                 "unsupported operation: the simulator answers productVariants, nodes, \
-                     inventorySetQuantities, fulfillmentOrders and fulfillmentCreate",
+                     inventorySetQuantities, fulfillmentOrders, fulfillmentCreate, \
+                     order fulfillments and fulfillmentTrackingInfoUpdate",
             );
         };
         // The bucket refills with time and pays for the call up front.
@@ -353,12 +362,60 @@ impl ShopModel {
             number: text(&tracking["number"]),
             url: text(&tracking["url"]),
             notify_customer: input["notifyCustomer"].as_bool().unwrap_or(false),
+            tracking_updates: 0,
             time: Utc::now(),
         });
         (
             StatusCode::OK,
             json!({ "data": { "fulfillmentCreate": {
                 "fulfillment": { "id": id, "status": "SUCCESS" }, "userErrors": []
+            } } }),
+        )
+    }
+
+    /// `order(id:) { fulfillments { id status } }`: the fulfillments the OMS
+    /// created for the order.
+    fn order_fulfillments(&mut self, _query: &str, variables: &Value) -> (StatusCode, Value) {
+        self.stats.read_calls += 1;
+        let order = variables["id"].as_str().unwrap_or_default();
+        if !order.starts_with("gid://shopify/Order/") {
+            return (StatusCode::OK, json!({ "data": { "order": null } }));
+        }
+        let nodes: Vec<Value> = self
+            .fulfillments
+            .iter()
+            .filter(|f| f.order_id == order)
+            .map(|f| json!({ "id": f.id, "status": "SUCCESS" }))
+            .collect();
+        (
+            StatusCode::OK,
+            json!({ "data": { "order": { "fulfillments": nodes } } }),
+        )
+    }
+
+    /// `fulfillmentTrackingInfoUpdate(fulfillmentId:, trackingInfoInput:, notifyCustomer:)`.
+    fn update_tracking(&mut self, _query: &str, variables: &Value) -> (StatusCode, Value) {
+        let id = variables["id"].as_str().unwrap_or_default();
+        let Some(fulfillment) = self.fulfillments.iter_mut().find(|f| f.id == id) else {
+            return (
+                StatusCode::OK,
+                json!({ "data": { "fulfillmentTrackingInfoUpdate": { "fulfillment": null, "userErrors": [
+                    { "field": ["fulfillmentId"], "message": "Fulfillment does not exist." }
+                ] } } }),
+            );
+        };
+        self.stats.write_calls += 1;
+        let tracking = &variables["tracking"];
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        fulfillment.company = text(&tracking["company"]);
+        fulfillment.number = text(&tracking["number"]);
+        fulfillment.url = text(&tracking["url"]);
+        fulfillment.tracking_updates += 1;
+        fulfillment.time = Utc::now();
+        (
+            StatusCode::OK,
+            json!({ "data": { "fulfillmentTrackingInfoUpdate": {
+                "fulfillment": { "id": id }, "userErrors": []
             } } }),
         )
     }

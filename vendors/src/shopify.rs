@@ -165,6 +165,20 @@ pub enum ShipmentReport {
     AlreadyFulfilled,
 }
 
+/// What updating a shipment's tracking did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackingUpdate {
+    /// The fulfillment (its GID) carries the new tracking; the customer
+    /// was notified.
+    Updated {
+        /// The fulfillment's GID.
+        fulfillment_id: String,
+    },
+    /// The order has no fulfillment yet: the shipment's report will carry
+    /// the latest tracking.
+    NoFulfillment,
+}
+
 /// What the shop shows for a set of SKUs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Levels {
@@ -286,28 +300,69 @@ impl ShopifyClient {
             )
             .await?;
         let created = data.get("fulfillmentCreate").cloned().unwrap_or_default();
-        if let Some(errors) = created
-            .get("userErrors")
-            .and_then(Value::as_array)
-            .filter(|e| !e.is_empty())
-        {
-            let message = errors
-                .iter()
-                .filter_map(|e| e.get("message").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(ClientError::Permanent {
-                service: SERVICE,
-                status: 200,
-                message: format!("fulfillmentCreate refused: {message}"),
-            });
-        }
+        refused_by_user_errors(&created, "fulfillmentCreate")?;
         let id = created
             .pointer("/fulfillment/id")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
         Ok(ShipmentReport::Created { fulfillment_id: id })
+    }
+
+    /// Gives the shipment of order `order_id` (Shopify's numeric id) new
+    /// tracking: its latest successful fulfillment is updated and the
+    /// customer told. Safe to repeat (the same tracking is set again).
+    pub async fn update_tracking(
+        &self,
+        order_id: &str,
+        tracking: &ShipmentTracking,
+    ) -> Result<TrackingUpdate, ClientError> {
+        const FULFILLMENTS: &str =
+            "query($id: ID!) { order(id: $id) { fulfillments(first: 20) { id status } } }";
+        const UPDATE: &str = "mutation($id: ID!, $tracking: FulfillmentTrackingInput!) { fulfillmentTrackingInfoUpdate(fulfillmentId: $id, trackingInfoInput: $tracking, notifyCustomer: true) { fulfillment { id } userErrors { field message } } }";
+        let data = self
+            .graphql(
+                FULFILLMENTS,
+                json!({ "id": format!("gid://shopify/Order/{order_id}") }),
+            )
+            .await?;
+        let order =
+            data.get("order")
+                .filter(|o| !o.is_null())
+                .ok_or_else(|| ClientError::Permanent {
+                    service: SERVICE,
+                    status: 200,
+                    message: format!("the shop has no order {order_id}"),
+                })?;
+        // The latest one that was not cancelled is the parcel on its way.
+        let Some(fulfillment_id) = order
+            .get("fulfillments")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|f| f.get("status").and_then(Value::as_str) == Some("SUCCESS"))
+            .filter_map(|f| f.get("id").and_then(Value::as_str))
+            .next_back()
+            .map(str::to_string)
+        else {
+            return Ok(TrackingUpdate::NoFulfillment);
+        };
+        let data = self
+            .graphql(
+                UPDATE,
+                json!({ "id": fulfillment_id, "tracking": {
+                    "company": tracking.company,
+                    "number": tracking.number,
+                    "url": tracking.url,
+                }}),
+            )
+            .await?;
+        let updated = data
+            .get("fulfillmentTrackingInfoUpdate")
+            .cloned()
+            .unwrap_or_default();
+        refused_by_user_errors(&updated, "fulfillmentTrackingInfoUpdate")?;
+        Ok(TrackingUpdate::Updated { fulfillment_id })
     }
 
     /// What the shop shows now for `skus` (at most [`MAX_ITEMS_PER_CALL`]):
@@ -664,6 +719,28 @@ fn refill_delay(body: &Value) -> Option<Duration> {
     Some(Duration::from_secs_f64(
         ((requested - available).max(0.0) / rate).clamp(0.5, 60.0),
     ))
+}
+
+/// A mutation's `userErrors` as a permanent failure: the shop refused the
+/// input, and sending it again changes nothing.
+fn refused_by_user_errors(payload: &Value, mutation: &str) -> Result<(), ClientError> {
+    let Some(errors) = payload
+        .get("userErrors")
+        .and_then(Value::as_array)
+        .filter(|e| !e.is_empty())
+    else {
+        return Ok(());
+    };
+    let message = errors
+        .iter()
+        .filter_map(|e| e.get("message").and_then(Value::as_str))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(ClientError::Permanent {
+        service: SERVICE,
+        status: 200,
+        message: format!("{mutation} refused: {message}"),
+    })
 }
 
 #[cfg(test)]

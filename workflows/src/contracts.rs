@@ -21,6 +21,7 @@ pub mod names {
     pub const TRANSITION_ORDER: &str = "oms.transition_order";
     pub const SELL_ORDER: &str = "oms.sell_order";
     pub const REPORT_SHIPMENT: &str = "oms.report_shipment";
+    pub const UPDATE_SHIPMENT_TRACKING: &str = "oms.update_shipment_tracking";
     pub const CANCEL_FULFILLMENT: &str = "oms.cancel_fulfillment";
     pub const SYNC_SHOP: &str = "oms.sync_shop";
     pub const CHECK_DRIFT: &str = "oms.check_drift";
@@ -76,6 +77,16 @@ pub struct SagaPolicy {
     pub fulfillment_deadline_secs: u64,
     /// How long channel sync keeps retrying before it gives up with a notification.
     pub channel_sync_deadline_secs: u64,
+    /// How long an order awaiting its payment keeps its units before it is
+    /// cancelled and they are for sale again (absent in older inputs).
+    #[serde(default = "default_unpaid_expiry_secs")]
+    pub unpaid_expiry_secs: u64,
+}
+
+fn default_unpaid_expiry_secs() -> u64 {
+    // Slow payment methods (bank transfers, cash on delivery set-ups) take
+    // days; three is what Shopify gives a pending payment by default.
+    3 * 24 * 3600
 }
 
 impl Default for SagaPolicy {
@@ -87,6 +98,7 @@ impl Default for SagaPolicy {
             stock_check_deadline_secs: 120,
             fulfillment_deadline_secs: 24 * 3600,
             channel_sync_deadline_secs: 3600,
+            unpaid_expiry_secs: default_unpaid_expiry_secs(),
         }
     }
 }
@@ -113,6 +125,10 @@ pub struct OrderInput {
     /// the warehouse: this run takes over in that status, skipping the saga.
     #[serde(default)]
     pub resume: Option<OrderStatus>,
+    /// Reserve, but hand the order to the warehouse only once the shop
+    /// reports it paid (its payment was pending or only authorized).
+    #[serde(default)]
+    pub awaits_payment: bool,
 }
 
 impl OrderInput {
@@ -283,6 +299,11 @@ activity!(
     /// Tells the order's Shopify shop it shipped: a fulfillment with the
     /// warehouse's tracking, the customer notified. Returns what was done.
     ReportShipment = names::REPORT_SHIPMENT, Uuid => String
+);
+activity!(
+    /// Gives the order's Shopify fulfillment the warehouse's latest
+    /// tracking, the customer notified. Returns what was done.
+    UpdateShipmentTracking = names::UPDATE_SHIPMENT_TRACKING, Uuid => String
 );
 activity!(
     /// Asks the warehouse to cancel the order (nothing to do if it never got it).
@@ -479,6 +500,16 @@ impl<'de> Deserialize<'de> for Sale {
             Wire::Sale { order_id, reason } => Self { order_id, reason },
         })
     }
+}
+
+/// What the shop reported of an order's payment (the `payment` signal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum PaymentEvent {
+    /// Captured: the order may go to the warehouse.
+    Paid,
+    /// It will never be paid (voided, expired): the order is cancelled.
+    Failed { reason: String },
 }
 
 /// A client's request to move an order (the `change_status` update).

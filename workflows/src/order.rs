@@ -2,23 +2,24 @@
 // The workflow macros generate public items without doc comments.
 #![allow(missing_docs)]
 
-use std::time::Duration;
+use std::{pin::pin, time::Duration};
 
 use domain::{Channel, OrderStatus};
 use serde::{Deserialize, Serialize};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_workflow::{
-    ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions, RetryPolicy, RetryState,
-    WorkflowContext, WorkflowContextView, WorkflowResult, common::error::IncomingError, join,
+    ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions, CancellableFuture, RetryPolicy,
+    RetryState, SyncWorkflowContext, WorkflowContext, WorkflowContextView, WorkflowResult,
+    common::error::IncomingError, join, select,
 };
 use uuid::Uuid;
 
 use crate::contracts::{
     AdoptFulfillment, Adoption, CancelFulfillment, CheckWmsStock, Claim, ClaimCompensation,
-    Compensation, FulfillmentAccepted, LineProblem, LineQty, OrderInput, RecordOrder, ReleaseOrder,
-    ReportShipment, ReserveOrder, ReserveOrderInput, ReserveOutcome, SagaPolicy, Sale, SellOrder,
-    SettleWithWarehouse, StatusChange, SubmitFulfillment, SyncChannels, SyncInput, SyncReport,
-    Transition, TransitionOrder, WarehouseCheck, error_types,
+    Compensation, FulfillmentAccepted, LineProblem, LineQty, OrderInput, PaymentEvent, RecordOrder,
+    ReleaseOrder, ReportShipment, ReserveOrder, ReserveOrderInput, ReserveOutcome, SagaPolicy,
+    Sale, SellOrder, SettleWithWarehouse, StatusChange, SubmitFulfillment, SyncChannels, SyncInput,
+    SyncReport, Transition, TransitionOrder, UpdateShipmentTracking, WarehouseCheck, error_types,
 };
 use crate::search;
 
@@ -41,6 +42,9 @@ const REPORT_SHIPMENT: &str = "report-shipment-to-shopify";
 /// Longest the report may keep failing (the shop down) before the order gets
 /// a notification instead; meanwhile the order takes no other change.
 const REPORT_SHIPMENT_DEADLINE_SECS: u64 = 600;
+/// An order whose payment is not captured is reserved but waits for it
+/// before it goes to the warehouse.
+const PAYMENT_GATE: &str = "payment-gate";
 
 /// What the `status` query (and the workflow result) tells about an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +72,10 @@ pub struct OrderWorkflow {
     view: OrderView,
     /// A status change is being applied; others are refused meanwhile.
     busy: bool,
+    /// What the shop last reported of the payment, if anything.
+    payment: Option<PaymentEvent>,
+    /// Tracking updates being reported to Shopify.
+    tracking_reports: u32,
 }
 
 #[workflow_methods]
@@ -87,7 +95,18 @@ impl OrderWorkflow {
             input,
             view,
             busy: false,
+            payment: None,
+            tracking_reports: 0,
         }
+    }
+
+    /// The shop reported the payment (captured, or never to be). Kept
+    /// whenever it arrives: a payment reported while the order is still
+    /// being reserved is found by the gate; one for an order that did not
+    /// wait for it changes nothing.
+    #[signal(name = "payment")]
+    pub fn payment(&mut self, _ctx: &mut SyncWorkflowContext<Self>, event: PaymentEvent) {
+        self.payment = Some(event);
     }
 
     /// The saga.
@@ -105,8 +124,7 @@ impl OrderWorkflow {
                 format!("resumed in {status}: the previous workflow had ended"),
             );
             set_status(ctx, status);
-            ctx.wait_condition(|s| s.view.status.is_final() && !s.busy)
-                .await?;
+            ctx.wait_condition(OrderWorkflow::finished).await?;
             return Ok(view(ctx));
         }
 
@@ -164,6 +182,12 @@ impl OrderWorkflow {
         set_status(ctx, OrderStatus::Reserved);
         step(ctx, format!("reserved {} SKU(s)", skus.len()));
 
+        if input.awaits_payment && ctx.patched(PAYMENT_GATE) && !await_payment(ctx).await? {
+            // Cancelled instead: voided, not paid in time, or by a client.
+            ctx.wait_condition(OrderWorkflow::finished).await?;
+            return Ok(view(ctx));
+        }
+
         // Orders that started before the outbox told the shops themselves;
         // since then the reservation queued the new levels for every shop in
         // its own transaction, and each shop's sync pushes them.
@@ -211,8 +235,7 @@ impl OrderWorkflow {
             Ok(_) => {
                 // The workflow owns the rest of the lifecycle: it stays open
                 // until a `change_status` update delivers or cancels it.
-                ctx.wait_condition(|s| s.view.status.is_final() && !s.busy)
-                    .await?;
+                ctx.wait_condition(OrderWorkflow::finished).await?;
                 Ok(view(ctx))
             }
             Err(e) => {
@@ -223,8 +246,7 @@ impl OrderWorkflow {
                     // The warehouse has the order after all: it goes on.
                     ctx.state_mut(|s| s.view.wms_order_id = Some(kept.clone()));
                     set_status(ctx, OrderStatus::FulfillmentRequested);
-                    ctx.wait_condition(|s| s.view.status.is_final() && !s.busy)
-                        .await?;
+                    ctx.wait_condition(OrderWorkflow::finished).await?;
                     return Ok(view(ctx));
                 }
                 let failed = compensate(ctx, order_id, &policy, reason).await?;
@@ -234,6 +256,72 @@ impl OrderWorkflow {
                 Ok(failed)
             }
         }
+    }
+
+    /// Refuses a tracking update there is nothing in Shopify to apply to.
+    #[update_validator(report_tracking)]
+    fn validate_report_tracking(
+        &self,
+        _ctx: &WorkflowContextView,
+        _input: &(),
+    ) -> Result<(), UpdateError> {
+        if self.input.channel != Channel::Shopify {
+            return Err("not a Shopify order: there is no fulfillment to update".into());
+        }
+        if !matches!(
+            self.view.status,
+            OrderStatus::Shipped | OrderStatus::Delivered
+        ) {
+            return Err(format!(
+                "the order is {}: its shipment's report will carry the tracking",
+                self.view.status
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The warehouse changed a shipped order's tracking: its Shopify
+    /// fulfillment gets it, and the customer an e-mail. A report that fails
+    /// for good becomes a notification (the order itself is unaffected).
+    #[update(name = "report_tracking")]
+    pub async fn report_tracking(
+        ctx: &mut WorkflowContext<Self>,
+        _input: (),
+    ) -> Result<String, UpdateError> {
+        let (order_id, policy) = ctx.state(|s| (s.input.order_id, s.input.policy.clone()));
+        ctx.state_mut(|s| s.tracking_reports += 1);
+        let deadline = REPORT_SHIPMENT_DEADLINE_SECS.min(policy.channel_sync_deadline_secs);
+        let reported = ctx
+            .execute_activity(
+                UpdateShipmentTracking,
+                order_id,
+                remote_opts(&policy, deadline),
+            )
+            .await;
+        let answer = match reported {
+            Ok(done) => {
+                step(ctx, format!("tracking updated in Shopify: {done}"));
+                Ok(done)
+            }
+            Err(e) => {
+                let reason = format!(
+                    "the new tracking was not reported to Shopify: {}",
+                    failure_text(&e)
+                );
+                notify(
+                    ctx,
+                    order_id,
+                    &policy,
+                    reason.clone(),
+                    "tracking_not_reported",
+                )
+                .await;
+                Err(reason.into())
+            }
+        };
+        ctx.state_mut(|s| s.tracking_reports -= 1);
+        answer
     }
 
     /// The order as the saga sees it right now.
@@ -303,6 +391,13 @@ impl OrderWorkflow {
         }
         ctx.state_mut(|s| s.busy = false);
         applied.map(|()| view(ctx))
+    }
+}
+
+impl OrderWorkflow {
+    /// Final, and nothing is being applied or reported: the run may end.
+    fn finished(&self) -> bool {
+        self.view.status.is_final() && !self.busy && self.tracking_reports == 0
     }
 }
 
@@ -392,11 +487,117 @@ async fn apply_change(
             .await
             .map_err(|e| failure_text(&e))?;
         }
+        to @ (OrderStatus::OnHold | OrderStatus::FulfillmentRequested) => {
+            // A hold (reported by the warehouse, or set by a client), or a
+            // hold lifted: the warehouse's work on the order stops or goes on.
+            let on_hold = to == OrderStatus::OnHold;
+            ctx.execute_activity(
+                TransitionOrder,
+                transition(to, on_hold.then_some("order_on_hold")),
+                db_opts(&policy),
+            )
+            .await
+            .map_err(|e| failure_text(&e))?;
+            step(
+                ctx,
+                if on_hold { "on hold" } else { "hold lifted" }.to_string(),
+            );
+        }
         other => return Err(format!("{other} cannot be requested").into()),
     }
     ctx.state_mut(|s| s.view.reason = change.reason.clone());
     set_status(ctx, change.to);
     Ok(())
+}
+
+/// Holds the reserved order until the shop reports it paid. Returns whether
+/// it was: the hand-over to the warehouse goes on. Otherwise the order is
+/// cancelled and its units released — its payment failed, did not come
+/// within the policy's time, or a client cancelled it meanwhile.
+async fn await_payment(ctx: &mut WorkflowContext<OrderWorkflow>) -> WorkflowResult<bool> {
+    let (order_id, policy) = ctx.state(|s| (s.input.order_id, s.input.policy.clone()));
+    let mut expired = false;
+    if ctx.state(|s| s.payment.is_none()) {
+        ctx.execute_activity(
+            TransitionOrder,
+            Transition {
+                order_id,
+                to: Some(OrderStatus::AwaitingPayment),
+                reason: Some("its payment is not captured yet".into()),
+                problems: Vec::new(),
+                notify: None,
+            },
+            db_opts(&policy),
+        )
+        .await?;
+        set_status(ctx, OrderStatus::AwaitingPayment);
+        step(ctx, "awaiting payment".into());
+        let mut expiry = pin!(ctx.timer(Duration::from_secs(policy.unpaid_expiry_secs.max(1))));
+        let decided = select! {
+            r = ctx.wait_condition(|s: &OrderWorkflow| {
+                (s.payment.is_some() && !s.busy) || s.view.status.is_final()
+            }) => { r?; true }
+            _ = expiry.as_mut() => false,
+        };
+        if decided {
+            expiry.cancel();
+        }
+        expired = !decided;
+        // A cancellation being applied meanwhile finishes first.
+        ctx.wait_condition(|s| !s.busy).await?;
+        if ctx.state(|s| s.view.status.is_final()) {
+            return Ok(false);
+        }
+    }
+    let reason = match ctx.state(|s| s.payment.clone()) {
+        Some(PaymentEvent::Paid) => {
+            // RESERVED in this workflow at once: a cancellation arriving now
+            // waits for the hand-over, as for any order.
+            let was = ctx.state(|s| s.view.status);
+            set_status(ctx, OrderStatus::Reserved);
+            if was == OrderStatus::AwaitingPayment {
+                ctx.execute_activity(
+                    TransitionOrder,
+                    Transition {
+                        order_id,
+                        to: Some(OrderStatus::Reserved),
+                        reason: Some("paid".into()),
+                        problems: Vec::new(),
+                        notify: None,
+                    },
+                    db_opts(&policy),
+                )
+                .await?;
+            }
+            step(ctx, "paid".into());
+            return Ok(true);
+        }
+        Some(PaymentEvent::Failed { reason }) => format!("its payment failed: {reason}"),
+        None => {
+            debug_assert!(expired);
+            format!(
+                "not paid within {} hour(s)",
+                policy.unpaid_expiry_secs.div_ceil(3600)
+            )
+        }
+    };
+    ctx.state_mut(|s| s.busy = true);
+    let cancelled = apply_change(
+        ctx,
+        StatusChange {
+            to: OrderStatus::Cancelled,
+            reason: Some(reason),
+        },
+    )
+    .await;
+    if let Err(e) = cancelled {
+        // Left awaiting payment, with a person told: a client may still
+        // cancel it through the orders API.
+        let reason = format!("the order could not be cancelled: {e}");
+        notify(ctx, order_id, &policy, reason, "status_change_failed").await;
+    }
+    ctx.state_mut(|s| s.busy = false);
+    Ok(false)
 }
 
 /// Reports the shipment to the order's shop. The order is SHIPPED whatever

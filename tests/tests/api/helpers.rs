@@ -33,6 +33,7 @@ pub fn test_settings() -> Settings {
         },
         shops: Vec::new(),
         saga_policy: SagaPolicy::default(),
+        payment_gate: domain::PaymentGate::default(),
         temporal_ui_url: "http://localhost:8233".into(),
         // Concurrency tests send hundreds of requests from one address.
         limits: api::LimitSettings::unlimited(),
@@ -252,6 +253,7 @@ pub async fn seed_order(
         shipping_address: None,
         request_id: None,
         workflow_id: &workflow_id,
+        awaits_payment: false,
     })
     .await
     .unwrap();

@@ -21,6 +21,7 @@ mod limits;
 mod migrations;
 mod observability;
 mod orders;
+mod payments;
 mod privacy;
 mod reconcile;
 mod replay;

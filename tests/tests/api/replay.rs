@@ -220,10 +220,50 @@ async fn representative_order_runs_replay_against_the_code_that_ran_them(pool: P
         env.wait_for_status(shopify, &["FULFILLMENT_REQUESTED"])
             .await;
         patch_status(&env, &shopify.to_string(), "SHIPPED").await;
+        let shipped_wf = format!("order:shopify:{}:9103", crate::saga_support::SHOPS[0]);
+        runs.push(("shopify-order-shipped-reported", shipped_wf.clone()));
+
+        // The warehouse changed that shipment's tracking: Shopify is told.
+        orchestrator::report_tracking(&client, &shipped_wf)
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !orchestrator::query_order(&client, &shipped_wf)
+            .await
+            .unwrap()
+            .steps
+            .iter()
+            .any(|s| s.starts_with("tracking updated"))
+        {
+            assert!(std::time::Instant::now() < deadline, "tracking not reported");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // An unpaid Shopify order: reserved, waits for its payment, then
+        // goes to the warehouse.
+        let mut unpaid = crate::saga_support::order_payload(9_104, &[("SHIPME", 1)]);
+        unpaid["financial_status"] = json!("pending");
+        let body = serde_json::to_vec(&unpaid).unwrap();
+        env.send_webhook(crate::saga_support::SHOPS[0], "orders/create", &body)
+            .await;
+        let unpaid_id = crate::saga_support::order_id(crate::saga_support::SHOPS[0], 9_104);
+        env.wait_for_status(unpaid_id, &["AWAITING_PAYMENT"]).await;
+        let paid = serde_json::to_vec(&json!({"id": 9_104, "financial_status": "paid"})).unwrap();
+        env.send_webhook(crate::saga_support::SHOPS[0], "orders/paid", &paid)
+            .await;
+        env.wait_for_status(unpaid_id, &["FULFILLMENT_REQUESTED"])
+            .await;
         runs.push((
-            "shopify-order-shipped-reported",
-            format!("order:shopify:{}:9103", crate::saga_support::SHOPS[0]),
+            "shopify-order-paid-later",
+            format!("order:shopify:{}:9104", crate::saga_support::SHOPS[0]),
         ));
+
+        // Held by the warehouse, the hold lifted, then shipped.
+        let (id, wf) = api_order_at_the_warehouse(&env, "replay-held", "SHIPME").await;
+        patch_status(&env, &id, "ON_HOLD").await;
+        patch_status(&env, &id, "FULFILLMENT_REQUESTED").await;
+        patch_status(&env, &id, "SHIPPED").await;
+        runs.push(("order-held-then-shipped", wf));
 
         // Cancelled after the warehouse had it.
         let (id, wf) = api_order_at_the_warehouse(&env, "replay-cancelled", "CANCELME").await;

@@ -55,6 +55,7 @@ pub fn fast_policy() -> SagaPolicy {
         stock_check_deadline_secs: 10,
         fulfillment_deadline_secs: 60,
         channel_sync_deadline_secs: 30,
+        unpaid_expiry_secs: 3600,
     }
 }
 

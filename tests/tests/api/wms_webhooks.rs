@@ -125,16 +125,25 @@ async fn a_shipment_reported_by_the_warehouse_ships_the_order_sells_its_units_an
         assert_eq!(again.json::<Value>().await.unwrap()["status"], "duplicate");
         assert_eq!(env.shops[0].fake.fulfillments().len(), 1);
 
-        // A later carrier update changes the tracking only.
+        // A later carrier update changes the tracking, here and in Shopify,
+        // whose customer is told again.
         let mut update = shipped(order);
         update["shipments"][0]["tracking"]["tracking_number"] = json!("NEW-NUMBER");
         let r = deliver(&env.app, "order.shipment.tracking.updated", &update).await;
-        assert_eq!(
-            r.json::<Value>().await.unwrap()["status"],
-            "tracking_recorded"
-        );
+        let answered: Value = r.json().await.unwrap();
+        assert_eq!(answered["status"], "tracking_recorded", "{answered}");
+        assert_eq!(answered["reportedToShop"], true, "{answered}");
         let detail = env.app.get_json(&format!("/orders/{order}")).await;
         assert_eq!(detail["tracking"]["number"], "NEW-NUMBER");
+        env.eventually("Shopify shows the new tracking number", || {
+            env.shops[0].fake.fulfillments()
+                == [(
+                    "gid://shopify/Order/91601".to_string(),
+                    Some("NEW-NUMBER".to_string()),
+                    true,
+                )]
+        })
+        .await;
 
         let r = deliver(
             &env.app,
@@ -174,30 +183,57 @@ async fn a_delivery_that_overtakes_its_shipment_ships_the_order_first(pool: PgPo
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR")]
-async fn an_exception_flags_the_order_and_an_unknown_reference_is_dead_lettered(pool: PgPool) {
+async fn an_exception_puts_the_order_on_hold_until_lifted_and_an_unknown_reference_is_dead_lettered(
+    pool: PgPool,
+) {
     let env = env_with_key(pool.clone()).await;
     wms_accepts().expect(1).mount(&env.wms).await;
     env.app.set_stock("STUCK", 1).await;
     with_worker(env.worker.clone(), pool.clone(), async {
         let order = env.place(91_603, &[("STUCK", 1)]).await;
         env.wait_for_status(order, &["FULFILLMENT_REQUESTED"]).await;
-        let r = deliver(
-            &env.app,
-            "order.shipment.exception",
-            &json!({"reference_id": order.to_string()}),
-        )
-        .await;
-        assert_eq!(r.json::<Value>().await.unwrap()["status"], "flagged");
-        assert_eq!(env.status(order).await, "FULFILLMENT_REQUESTED");
-        let detail = env.app.get_json(&format!("/orders/{order}")).await;
+        let exception = json!({"reference_id": order.to_string()});
+        let r = deliver(&env.app, "order.shipment.exception", &exception).await;
+        assert_eq!(r.json::<Value>().await.unwrap()["status"], "on_hold");
+        assert_eq!(env.status(order).await, "ON_HOLD");
         assert!(
-            detail["notifications"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|n| n["kind"] == "warehouse_exception"),
-            "{detail}"
+            env.notification_kinds(order)
+                .await
+                .contains(&"order_on_hold".to_string())
         );
+        // Still held: the units too.
+        assert_eq!(env.app.levels("STUCK").await, (0, 1, 0));
+        let metrics = env.app.get("/metrics").await.text().await.unwrap();
+        assert!(
+            metrics.contains("oms_orders_open{status=\"ON_HOLD\"} 1"),
+            "{metrics}"
+        );
+
+        // Redelivered, or put on hold again: nothing changes.
+        let r = deliver(&env.app, "order.shipment.on_hold", &exception).await;
+        assert_eq!(r.json::<Value>().await.unwrap()["status"], "duplicate");
+
+        // Someone sorted it out and lifts the hold; then the warehouse ships.
+        let r = env
+            .app
+            .client
+            .patch(env.app.url(&format!("/orders/{order}/status")))
+            .json(&json!({"status": "FULFILLMENT_REQUESTED", "reason": "address confirmed"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{:?}", r.text().await);
+        env.wait_for_status(order, &["FULFILLMENT_REQUESTED"]).await;
+        deliver(&env.app, "order.shipment.on_hold", &exception).await;
+        env.wait_for_status(order, &["ON_HOLD"]).await;
+        let r = deliver(&env.app, "order.shipped", &shipped(order)).await;
+        assert_eq!(r.json::<Value>().await.unwrap()["status"], "shipped");
+        assert_eq!(env.wait_for_status(order, &["SHIPPED"]).await, "SHIPPED");
+        assert_eq!(env.app.levels("STUCK").await, (0, 0, 1));
+        // An exception after shipping is the carrier's: flagged only.
+        let r = deliver(&env.app, "order.shipment.exception", &exception).await;
+        assert_eq!(r.json::<Value>().await.unwrap()["status"], "flagged");
+        assert_eq!(env.status(order).await, "SHIPPED");
     })
     .await;
     let stranger = Uuid::new_v4();

@@ -118,6 +118,9 @@ pub async fn place(
             .map(str::to_string),
         policy: state.saga_policy.clone(),
         resume: None,
+        // An API client hands over orders it has been paid for (or ships
+        // on account): it has no payment event to wait for.
+        awaits_payment: false,
     };
     let workflow_id =
         match crate::intake::accept_order::<ApiError>(&state.db, &state.orchestrator, input).await?

@@ -143,7 +143,9 @@ async fn settled(
         }
         OrderStatus::Received
         | OrderStatus::Reserved
+        | OrderStatus::AwaitingPayment
         | OrderStatus::Compensating
-        | OrderStatus::FulfillmentRequested => return Ok(None),
+        | OrderStatus::FulfillmentRequested
+        | OrderStatus::OnHold => return Ok(None),
     }))
 }

@@ -2,6 +2,7 @@
 //! (`orders/create`) or cancel the order through it (`orders/cancelled`).
 
 mod cancelled;
+mod payment;
 pub mod wms;
 
 use axum::{
@@ -167,6 +168,9 @@ async fn process(
     if topic == "orders/cancelled" {
         return cancelled::handle(&state, &body, &shop, &topic, webhook_id.as_deref()).await;
     }
+    if topic == "orders/paid" || topic == "orders/updated" {
+        return payment::handle(&state, &body, &shop, &topic, webhook_id.as_deref()).await;
+    }
     if topic != "orders/create" {
         tracing::info!("webhook topic not handled; acknowledged");
         return Ok((
@@ -179,7 +183,13 @@ async fn process(
     }
 
     let request_id = header(&headers, "x-request-id").map(str::to_string);
-    let input = match map_order(&body, &shop, request_id, state.saga_policy.clone()) {
+    let input = match map_order(
+        &body,
+        &shop,
+        request_id,
+        state.saga_policy.clone(),
+        &state.payment_gate,
+    ) {
         Ok(input) => input,
         Err(MappingError::NothingToShip) => {
             tracing::info!("order has nothing to ship; acknowledged");

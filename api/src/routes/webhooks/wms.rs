@@ -96,7 +96,7 @@ impl EventDto {
            ("webhook-signature" = String, Header, description = "`v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated when several"),
            ("x-webhook-topic" = String, Header, description = "`order.shipped`, `order.shipment.tracking.updated`, `order.delivered`, `order.shipment.delivered`, `order.shipment.exception`, `order.shipment.on_hold`; others are acknowledged")),
     request_body(content = Object, description = "The warehouse's event; `reference_id` is the OMS order id"),
-    responses((status = 200, description = "`status`: shipped, delivered, tracking_recorded, flagged, duplicate, ignored or dead_lettered"),
+    responses((status = 200, description = "`status`: shipped, delivered, on_hold (an exception or hold before shipping: the order is ON_HOLD), tracking_recorded, flagged, duplicate, ignored or dead_lettered"),
         (status = 401, description = "Missing, wrong or stale signature, or WMS webhooks not configured", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Over the warehouse's rate, or over the shared budget of unverified requests", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Temporal unavailable, or (`order_not_ready`) the order is still being handed to the warehouse; the warehouse retries", body = crate::error::Problem, content_type = "application/problem+json")))]
@@ -179,14 +179,32 @@ async fn process(state: &AppState, body: &[u8], topic: &str) -> Handled {
         state.db.record_tracking(order_id, &tracking).await?;
     }
     match topic {
-        "order.shipment.tracking.updated" => answer(
-            "tracking_recorded",
-            json!({ "orderId": order_id }),
-            WebhookOutcome::Accepted,
-        ),
+        "order.shipment.tracking.updated" => {
+            // Shopify shows what the warehouse says now: a shipped order's
+            // fulfillment gets the new tracking through its workflow. Before
+            // shipping, the shipment's report will carry it; after the
+            // workflow has ended (delivered), it is only recorded.
+            let reported = if matches!(status, OrderStatus::Shipped) {
+                match state.orchestrator.report_tracking(&workflow_id).await {
+                    Ok(()) => true,
+                    Err(ChangeError::Refused(_) | ChangeError::Finished) => false,
+                    Err(ChangeError::Temporal(e)) => return Err(e.into()),
+                }
+            } else {
+                false
+            };
+            answer(
+                "tracking_recorded",
+                json!({ "orderId": order_id, "reportedToShop": reported }),
+                WebhookOutcome::Accepted,
+            )
+        }
         "order.shipped" => move_to(state, order, status, OrderStatus::Shipped, topic).await,
         "order.delivered" | "order.shipment.delivered" => {
-            if status == OrderStatus::FulfillmentRequested {
+            if matches!(
+                status,
+                OrderStatus::FulfillmentRequested | OrderStatus::OnHold
+            ) {
                 // Events arrive out of order: the shipment was not reported
                 // (yet), but a delivered parcel was shipped.
                 if let Err(e) = change(state, order, status, OrderStatus::Shipped, topic).await? {
@@ -196,19 +214,36 @@ async fn process(state: &AppState, body: &[u8], topic: &str) -> Handled {
             let now = state.db.order_status(order_id).await?.unwrap_or(status);
             move_to(state, order, now, OrderStatus::Delivered, topic).await
         }
-        // exception or on hold: the order stays as it is; someone must act.
-        _ => {
-            let kind = topic.replace("order.shipment.", "warehouse_");
-            let message = format!("the warehouse reported {topic} for this order");
-            flag(
-                state,
-                order_id,
-                &kind,
-                &message,
-                json!({ "orderId": order_id }),
-            )
-            .await
-        }
+        // An exception or a hold before shipping stops the order (ON_HOLD,
+        // a person is told); after shipping it is a carrier's problem the
+        // order only records.
+        _ => match status {
+            OrderStatus::FulfillmentRequested => {
+                move_to(state, order, status, OrderStatus::OnHold, topic).await
+            }
+            OrderStatus::OnHold => answer(
+                "duplicate",
+                json!({ "orderId": order_id, "orderStatus": status }),
+                WebhookOutcome::Duplicate,
+            ),
+            OrderStatus::Received
+            | OrderStatus::Reserved
+            | OrderStatus::AwaitingPayment
+            | OrderStatus::Compensating => Err(ApiError::OrderNotReady { order_id }),
+            _ => {
+                let kind = topic.replace("order.shipment.", "warehouse_");
+                let message =
+                    format!("the warehouse reported {topic} for an order that is {status}");
+                flag(
+                    state,
+                    order_id,
+                    &kind,
+                    &message,
+                    json!({ "orderId": order_id, "orderStatus": status }),
+                )
+                .await
+            }
+        },
     }
 }
 
@@ -238,10 +273,10 @@ async fn move_to(
     }
     match change(state, order, status, target, topic).await? {
         Ok(()) => answer(
-            if target == OrderStatus::Shipped {
-                "shipped"
-            } else {
-                "delivered"
+            match target {
+                OrderStatus::Shipped => "shipped",
+                OrderStatus::OnHold => "on_hold",
+                _ => "delivered",
             },
             json!({ "orderId": order_id }),
             WebhookOutcome::Accepted,
@@ -263,9 +298,10 @@ async fn change(
     let order_id = order.id;
     if !from.requestable_next().contains(&to) {
         return match from {
-            OrderStatus::Received | OrderStatus::Reserved | OrderStatus::Compensating => {
-                Err(ApiError::OrderNotReady { order_id })
-            }
+            OrderStatus::Received
+            | OrderStatus::Reserved
+            | OrderStatus::AwaitingPayment
+            | OrderStatus::Compensating => Err(ApiError::OrderNotReady { order_id }),
             // The warehouse ships what the OMS cancelled or failed: flag it.
             _ => {
                 let message = format!("the warehouse reported {topic} for an order that is {from}");

@@ -1,0 +1,123 @@
+//! `orders/paid` and `orders/updated`: the payment of an order that waits
+//! for it (reserved, not yet handed to the warehouse) goes to its workflow.
+//!
+//! Captured: the order goes to the warehouse. Voided or expired: it is
+//! cancelled and its units released. Still pending or authorized: nothing.
+//! `orders/updated` arrives for every change of every order, so an order
+//! that does not wait for its payment costs one read and no write.
+
+use domain::{Channel, FinancialStatus, OrderStatus, ShopDomain, order_id_for};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Handled, answer, dead_letter};
+use crate::{
+    intake::{pass_on_payment, payment_event},
+    metrics::WebhookOutcome,
+    state::AppState,
+};
+
+/// What the OMS reads of the order payload these topics carry.
+#[derive(Debug, Deserialize)]
+struct PaymentDto {
+    id: u64,
+    financial_status: Option<String>,
+}
+
+/// Handles a signed `orders/paid` or `orders/updated` delivery.
+pub async fn handle(
+    state: &AppState,
+    body: &[u8],
+    shop: &ShopDomain,
+    topic: &str,
+    webhook_id: Option<&str>,
+) -> Handled {
+    let dto = match serde_json::from_slice::<PaymentDto>(body) {
+        Ok(dto) => dto,
+        Err(e) => {
+            let reason = format!("payload does not match the {topic} shape: {e}");
+            return dead_letter(state, shop.as_str(), topic, webhook_id, &reason, body).await;
+        }
+    };
+    let reported = dto
+        .financial_status
+        .as_deref()
+        .and_then(|s| s.parse::<FinancialStatus>().ok());
+    // `orders/paid` says it all by its topic; the field may lag behind.
+    let status = match (topic, reported) {
+        ("orders/paid", Some(s)) if s.is_captured() => s,
+        ("orders/paid", _) => FinancialStatus::Paid,
+        (_, Some(s)) => s,
+        (_, None) => {
+            return answer(
+                "ignored",
+                json!({ "reason": "no known financial_status" }),
+                WebhookOutcome::Ignored,
+            );
+        }
+    };
+    if payment_event(status).is_none() {
+        return answer(
+            "ignored",
+            json!({ "reason": format!("the payment is still {status}") }),
+            WebhookOutcome::Ignored,
+        );
+    }
+    let order_id = order_id_for(Channel::Shopify, Some(shop), &dto.id.to_string());
+    let waits = |status: OrderStatus| {
+        matches!(
+            status,
+            OrderStatus::Received | OrderStatus::Reserved | OrderStatus::AwaitingPayment
+        )
+    };
+    let known = state.db.payment_wait(order_id).await?;
+    if known
+        .as_ref()
+        .is_some_and(|w| !w.awaits_payment || !waits(w.status))
+    {
+        return answer(
+            "ignored",
+            json!({ "orderId": order_id, "reason": "the order does not wait for its payment" }),
+            WebhookOutcome::Ignored,
+        );
+    }
+    // Recorded before the order is read again: an order arriving now finds
+    // it when it starts (see `accept_order`), or is found here.
+    state.db.record_payment(order_id, status).await?;
+    let Some(wait) = state.db.payment_wait(order_id).await? else {
+        tracing::info!(order.id = %order_id, %status, "payment of an order not received yet; kept for it");
+        return answer(
+            "recorded",
+            json!({ "orderId": order_id }),
+            WebhookOutcome::Accepted,
+        );
+    };
+    if !wait.awaits_payment || !waits(wait.status) {
+        return answer(
+            "ignored",
+            json!({ "orderId": order_id, "reason": "the order does not wait for its payment" }),
+            WebhookOutcome::Ignored,
+        );
+    }
+    let delivered = pass_on_payment::<crate::error::ApiError>(
+        &state.db,
+        &state.orchestrator,
+        order_id,
+        &wait.workflow_id,
+    )
+    .await?;
+    tracing::info!(order.id = %order_id, workflow.id = %wait.workflow_id, %status, delivered, "payment passed to the order");
+    if delivered {
+        answer(
+            "accepted",
+            json!({ "orderId": order_id, "financialStatus": status.as_str() }),
+            WebhookOutcome::Accepted,
+        )
+    } else {
+        answer(
+            "duplicate",
+            json!({ "orderId": order_id }),
+            WebhookOutcome::Duplicate,
+        )
+    }
+}
