@@ -455,6 +455,16 @@ impl OrderActivities {
         let client = self.shops.get(shop).ok_or_else(|| {
             invalid_state(format!("shop {shop} is not configured in this worker"))
         })?;
+        if let Some(at) = self
+            .db
+            .shop_uninstalled_at(shop)
+            .await
+            .map_err(db_failure)?
+        {
+            return Err(invalid_state(format!(
+                "the app was uninstalled from {shop} at {at}: nothing is written to it"
+            )));
+        }
         let tracking = detail.tracking.unwrap_or_default();
         Ok(Some((
             client,

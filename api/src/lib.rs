@@ -16,6 +16,7 @@ mod pagination;
 mod routes;
 mod settings;
 pub mod shopify_dto;
+pub mod shopify_webhooks;
 mod startup;
 mod state;
 mod wms_signature;

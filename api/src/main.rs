@@ -3,7 +3,11 @@
 //! `dead-letters list [--all]` and `dead-letters replay <id> [--force]` let an
 //! operator inspect and replay webhooks that could not be processed;
 //! `orders repair <id>|--all` settles orders whose workflow has ended;
-//! `keys create|list|revoke` manages the REST API's keys.
+//! `keys create|list|revoke` manages the REST API's keys;
+//! `shopify-webhooks register --url <url> | list` subscribes the configured
+//! shops to the topics the OMS handles (and re-enables a reinstalled shop);
+//! `privacy list | export <id>` shows Shopify's privacy requests and exports
+//! what the OMS holds for a customer's data request.
 
 use anyhow::Context;
 use api::{Application, Settings};
@@ -48,8 +52,10 @@ async fn main() -> anyhow::Result<()> {
         Some("dead-letters") => dead_letters(settings).await?,
         Some("orders") => orders(settings).await?,
         Some("keys") => keys(settings).await?,
+        Some("shopify-webhooks") => shopify_webhooks(settings).await?,
+        Some("privacy") => privacy(settings).await?,
         Some(other) => anyhow::bail!(
-            "unknown command {other:?}; use `serve` (default), `migrate`, `openapi`, `postman`, `dead-letters`, `orders` or `keys`"
+            "unknown command {other:?}; use `serve` (default), `migrate`, `openapi`, `postman`, `dead-letters`, `orders`, `keys`, `shopify-webhooks` or `privacy`"
         ),
     }
     Ok(())
@@ -96,6 +102,116 @@ async fn dead_letters(settings: Settings) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&outcome)?);
         }
         _ => anyhow::bail!("usage: oms-api dead-letters list [--all] | replay <id> [--force]"),
+    }
+    Ok(())
+}
+
+/// `shopify-webhooks register --url <url> [--shop <domain>]` subscribes each
+/// configured shop (or one) to every topic the OMS handles, delivered to
+/// `<url>` (the public address of `POST /webhooks/shopify`), and prints one
+/// JSON object per subscription; `shopify-webhooks list` prints what each
+/// shop has.
+async fn shopify_webhooks(settings: Settings) -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let usage = "usage: oms-api shopify-webhooks register --url <https://…/webhooks/shopify> [--shop <domain>] | list [--shop <domain>]";
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str)
+    };
+    let version = runtime::config::var_or(
+        "OMS_SHOPIFY_API_VERSION",
+        vendors::shopify::DEFAULT_API_VERSION.to_string(),
+    )?;
+    let only = value("--shop")
+        .map(domain::ShopDomain::parse)
+        .transpose()
+        .context("--shop")?;
+    let shops = settings
+        .shops
+        .iter()
+        .filter(|s| only.as_ref().is_none_or(|o| &s.shop == o))
+        .map(|s| {
+            vendors::shopify::ShopifyClient::new(
+                s.clone(),
+                &version,
+                std::time::Duration::from_secs(30),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    anyhow::ensure!(
+        !shops.is_empty(),
+        "no such shop is configured (OMS_SHOPIFY_SHOPS)"
+    );
+    match args.first().map(String::as_str) {
+        Some("register") => {
+            let url = value("--url").context(usage)?;
+            anyhow::ensure!(
+                url.starts_with("https://") || url.starts_with("http://"),
+                "--url must be an absolute http(s) URL"
+            );
+            if !url.starts_with("https://") {
+                eprintln!("warning: Shopify delivers webhooks only to https URLs");
+            }
+            let pool = db::connect(&settings.database).await?;
+            let db = db::Db::new(pool, &settings.reserver);
+            for shop in &shops {
+                for r in api::shopify_webhooks::register(&db, shop, url).await? {
+                    println!("{}", serde_json::to_string(&r)?);
+                }
+            }
+            eprintln!(
+                "the privacy topics (customers/data_request, customers/redact, shop/redact) are set in the app's configuration, not here; point them at the same URL"
+            );
+        }
+        Some("list") => {
+            for shop in &shops {
+                for sub in shop.webhook_subscriptions().await? {
+                    println!(
+                        "{}",
+                        serde_json::json!({"shop": shop.domain().as_str(), "subscription": sub})
+                    );
+                }
+            }
+        }
+        _ => anyhow::bail!(usage),
+    }
+    Ok(())
+}
+
+/// `privacy list` prints the privacy requests received (ids only);
+/// `privacy export <id>` prints, for a customer's data request, everything
+/// the OMS holds about the orders it names, for the merchant to hand over.
+async fn privacy(settings: Settings) -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let usage = "usage: oms-api privacy list | export <id>";
+    let pool = db::connect(&settings.database).await?;
+    let db = db::Db::new(pool, &settings.reserver);
+    match args.first().map(String::as_str) {
+        Some("list") => {
+            for r in db.privacy_requests(1_000).await? {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+        }
+        Some("export") => {
+            let id: i64 = args.get(1).context(usage)?.parse().context(usage)?;
+            let request = db
+                .privacy_request(id)
+                .await?
+                .with_context(|| format!("no privacy request {id}"))?;
+            let orders = db
+                .export_orders(&request.shop_domain, &request.shopify_order_ids)
+                .await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "request": request,
+                    "orders": orders,
+                }))?
+            );
+        }
+        _ => anyhow::bail!(usage),
     }
     Ok(())
 }

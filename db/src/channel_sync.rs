@@ -35,8 +35,11 @@ pub struct PendingLevel {
 pub struct ShopChannelStatus {
     /// The shop.
     pub shop: String,
-    /// Configured on the workers (a disabled shop is no longer written).
+    /// Configured on the workers and installed (a disabled shop is no
+    /// longer written).
     pub enabled: bool,
+    /// When the app was uninstalled from the shop, while it is.
+    pub uninstalled_at: Option<DateTime<Utc>>,
     /// Last successful inventory write.
     pub last_write_at: Option<DateTime<Utc>>,
     /// Products whose level the shop has not been told yet.
@@ -77,12 +80,20 @@ impl Db {
                 .bind(&names)
                 .fetch_all(&mut *tx)
                 .await?;
+        // A shop the app was uninstalled from stays disabled until an
+        // operator re-enables it (see `reinstall_shop`).
         sqlx::query(
             "INSERT INTO shops (shop) SELECT unnest($1::text[]) \
-             ON CONFLICT (shop) DO UPDATE SET enabled = true",
+             ON CONFLICT (shop) DO UPDATE SET enabled = shops.uninstalled_at IS NULL",
         )
         .bind(&names)
         .execute(&mut *tx)
+        .await?;
+        let uninstalled: Vec<String> = sqlx::query_scalar(
+            "SELECT shop FROM shops WHERE uninstalled_at IS NOT NULL AND shop = ANY($1)",
+        )
+        .bind(&names)
+        .fetch_all(&mut *tx)
         .await?;
         let disabled: Vec<String> = sqlx::query_scalar(
             "UPDATE shops SET enabled = false WHERE enabled AND shop <> ALL($1) RETURNING shop",
@@ -97,6 +108,7 @@ impl Db {
         let fresh: Vec<String> = names
             .iter()
             .filter(|n| !already.iter().any(|a| a == *n))
+            .filter(|n| !uninstalled.iter().any(|u| u == *n))
             .map(|n| (*n).to_string())
             .collect();
         sqlx::query(
@@ -274,7 +286,7 @@ impl Db {
     pub async fn channel_status(&self) -> Result<Vec<ShopChannelStatus>, DbError> {
         Ok(sqlx::query_as(
             r#"
-            SELECT s.shop, s.enabled, s.last_write_at,
+            SELECT s.shop, s.enabled, s.uninstalled_at, s.last_write_at,
                    coalesce(o.pending, 0) AS pending_skus,
                    o.oldest AS oldest_pending_change_at,
                    coalesce(extract(epoch FROM now() - o.oldest), 0)::float8 AS lag_seconds,

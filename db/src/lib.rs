@@ -14,6 +14,7 @@ mod error;
 mod idempotency;
 mod orders;
 mod payments;
+mod privacy;
 mod reads;
 mod reconcile;
 mod reserver;
@@ -29,6 +30,7 @@ pub use dead_letters::DeadLetter;
 pub use error::DbError;
 pub use orders::{FulfillmentLine, FulfillmentOrder, NewOrder, NewOrderLine};
 pub use payments::PaymentWait;
+pub use privacy::{ExportedOrder, PrivacyRequest, Redacted};
 pub use reads::{
     OpenOrders, OptionalText, OrderCursor, OrderDetail, OrderFilter, OrderLine, OrderNotification,
     OrderReservation, OrderSummary, StatusChangeRecord, Tracking,

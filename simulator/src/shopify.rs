@@ -12,6 +12,9 @@
 //! - `inventorySetQuantities` with many quantities, all applied or none: a
 //!   stale `changeFromQuantity` or an unknown item names its index in the
 //!   userError's `field`; the `@idempotent` key replays a call's result;
+//! - `webhookSubscriptions` and `webhookSubscriptionCreate`: the app's
+//!   subscriptions (kept, not delivered: the simulator's control sends
+//!   webhooks);
 //! - `order(id:) { fulfillments }` and `fulfillmentTrackingInfoUpdate`: the
 //!   fulfillments created, and new tracking for one;
 //! - `order(id:) { fulfillmentOrders }` and `fulfillmentCreate`: every order
@@ -101,6 +104,8 @@ pub struct ShopModel {
     bucket_at: Instant,
     /// Fulfillments created, in order.
     fulfillments: Vec<Fulfillment>,
+    /// Webhook subscriptions: (GID, topic, uri).
+    subscriptions: Vec<(String, String, String)>,
 }
 
 /// A fulfillment the OMS created (what Shopify would mail the customer).
@@ -179,6 +184,7 @@ impl Default for ShopModel {
             bucket: BUCKET_SIZE,
             bucket_at: Instant::now(),
             fulfillments: Vec::new(),
+            subscriptions: Vec::new(),
         }
     }
 }
@@ -259,6 +265,10 @@ impl ShopModel {
         let variables = &body["variables"];
         let (cost, answer): (f64, Operation) = if query.contains("inventorySetQuantities") {
             (MUTATION_COST, Self::set_quantities)
+        } else if query.contains("webhookSubscriptionCreate") {
+            (MUTATION_COST, Self::subscribe)
+        } else if query.contains("webhookSubscriptions(") {
+            (2.0, Self::subscriptions)
         } else if query.contains("fulfillmentCreate") {
             (MUTATION_COST, Self::fulfill)
         } else if query.contains("fulfillmentTrackingInfoUpdate") {
@@ -278,7 +288,8 @@ impl ShopModel {
                 StatusCode::OK,
                 "unsupported operation: the simulator answers productVariants, nodes, \
                      inventorySetQuantities, fulfillmentOrders, fulfillmentCreate, \
-                     order fulfillments and fulfillmentTrackingInfoUpdate",
+                     order fulfillments, fulfillmentTrackingInfoUpdate, \
+                     webhookSubscriptions and webhookSubscriptionCreate",
             );
         };
         // The bucket refills with time and pays for the call up front.
@@ -369,6 +380,65 @@ impl ShopModel {
             StatusCode::OK,
             json!({ "data": { "fulfillmentCreate": {
                 "fulfillment": { "id": id, "status": "SUCCESS" }, "userErrors": []
+            } } }),
+        )
+    }
+
+    /// `webhookSubscriptions(first:)`: one page holds them all.
+    fn subscriptions(&mut self, _query: &str, _variables: &Value) -> (StatusCode, Value) {
+        self.stats.read_calls += 1;
+        let nodes: Vec<Value> = self
+            .subscriptions
+            .iter()
+            .map(|(id, topic, uri)| json!({ "id": id, "topic": topic, "uri": uri }))
+            .collect();
+        (
+            StatusCode::OK,
+            json!({ "data": { "webhookSubscriptions": {
+                "nodes": nodes, "pageInfo": { "hasNextPage": false, "endCursor": null }
+            } } }),
+        )
+    }
+
+    /// `webhookSubscriptionCreate(topic:, webhookSubscription: {uri, format})`;
+    /// Shopify refuses the same topic at the same address twice.
+    fn subscribe(&mut self, _query: &str, variables: &Value) -> (StatusCode, Value) {
+        let topic = variables["topic"].as_str().unwrap_or_default().to_string();
+        let uri = variables["sub"]["uri"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let refused = |field: &str, message: &str| {
+            json!({ "data": { "webhookSubscriptionCreate": { "webhookSubscription": null,
+                "userErrors": [{ "field": [field], "message": message }] } } })
+        };
+        if topic.is_empty() || !topic.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+            return (StatusCode::OK, refused("topic", "Invalid topic specified"));
+        }
+        if !(uri.starts_with("https://") || uri.starts_with("http://")) {
+            return (StatusCode::OK, refused("uri", "Address is invalid"));
+        }
+        if self
+            .subscriptions
+            .iter()
+            .any(|(_, t, u)| *t == topic && *u == uri)
+        {
+            return (
+                StatusCode::OK,
+                refused("address", "Address for this topic has already been taken"),
+            );
+        }
+        self.stats.write_calls += 1;
+        let id = format!(
+            "gid://shopify/WebhookSubscription/{}",
+            90_000 + self.subscriptions.len()
+        );
+        self.subscriptions
+            .push((id.clone(), topic.clone(), uri.clone()));
+        (
+            StatusCode::OK,
+            json!({ "data": { "webhookSubscriptionCreate": {
+                "webhookSubscription": { "id": id, "topic": topic, "uri": uri }, "userErrors": []
             } } }),
         )
     }

@@ -179,6 +179,18 @@ pub enum TrackingUpdate {
     NoFulfillment,
 }
 
+/// A webhook subscription of the app in a shop.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSubscription {
+    /// Its GID.
+    pub id: String,
+    /// The topic, as Shopify's enum names it (`ORDERS_CREATE`).
+    pub topic: String,
+    /// Where Shopify delivers it.
+    pub uri: String,
+}
+
 /// What the shop shows for a set of SKUs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Levels {
@@ -363,6 +375,76 @@ impl ShopifyClient {
             .unwrap_or_default();
         refused_by_user_errors(&updated, "fulfillmentTrackingInfoUpdate")?;
         Ok(TrackingUpdate::Updated { fulfillment_id })
+    }
+
+    /// The app's webhook subscriptions in this shop.
+    pub async fn webhook_subscriptions(&self) -> Result<Vec<WebhookSubscription>, ClientError> {
+        const LIST: &str = "query($after: String) { webhookSubscriptions(first: 100, after: $after) { nodes { id topic uri } pageInfo { hasNextPage endCursor } } }";
+        let mut found = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let data = self.graphql(LIST, json!({ "after": after })).await?;
+            let page = data
+                .get("webhookSubscriptions")
+                .cloned()
+                .unwrap_or_default();
+            for node in page
+                .get("nodes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let text = |k: &str| node.get(k).and_then(Value::as_str).unwrap_or_default();
+                found.push(WebhookSubscription {
+                    id: text("id").to_string(),
+                    topic: text("topic").to_string(),
+                    uri: text("uri").to_string(),
+                });
+            }
+            match page.pointer("/pageInfo/endCursor") {
+                Some(cursor)
+                    if page.pointer("/pageInfo/hasNextPage") == Some(&Value::Bool(true)) =>
+                {
+                    after = cursor.clone();
+                }
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// Subscribes the app to `topic` (Shopify's enum name), delivered to `uri`.
+    pub async fn create_webhook_subscription(
+        &self,
+        topic: &str,
+        uri: &str,
+    ) -> Result<WebhookSubscription, ClientError> {
+        const CREATE: &str = "mutation($topic: WebhookSubscriptionTopic!, $sub: WebhookSubscriptionInput!) { webhookSubscriptionCreate(topic: $topic, webhookSubscription: $sub) { webhookSubscription { id topic uri } userErrors { field message } } }";
+        let data = self
+            .graphql(
+                CREATE,
+                json!({ "topic": topic, "sub": { "uri": uri, "format": "JSON" } }),
+            )
+            .await?;
+        let created = data
+            .get("webhookSubscriptionCreate")
+            .cloned()
+            .unwrap_or_default();
+        refused_by_user_errors(&created, "webhookSubscriptionCreate")?;
+        let sub = created
+            .get("webhookSubscription")
+            .cloned()
+            .unwrap_or_default();
+        let text = |k: &str| {
+            sub.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        Ok(WebhookSubscription {
+            id: text("id"),
+            topic: text("topic"),
+            uri: text("uri"),
+        })
     }
 
     /// What the shop shows now for `skus` (at most [`MAX_ITEMS_PER_CALL`]):

@@ -27,5 +27,6 @@ mod reconcile;
 mod replay;
 mod saga;
 mod saga_support;
+mod shop_installation;
 mod temporal;
 mod wms_webhooks;

@@ -241,3 +241,138 @@ async fn dead_letter_payloads_are_emptied_after_their_retention(pool: PgPool) {
     assert!(recent.payload_purged_at.is_none());
     assert!(!recent.payload.is_empty());
 }
+
+/// `payload` as `orders/create` of order `id` shipping to `name`, placed by customer `customer`.
+fn order_of(id: u64, customer: u64, name: &str, lines: &[(&str, i64)]) -> serde_json::Value {
+    let mut payload = order_payload(id, lines);
+    payload["customer"]["id"] = json!(customer);
+    payload["shipping_address"]["name"] = json!(name);
+    payload
+}
+
+/// Tables that could hold customer data, as text, for a search.
+async fn everything_stored(pool: &PgPool) -> String {
+    let mut text = String::new();
+    for table in [
+        "orders",
+        "order_lines",
+        "order_status_history",
+        "notifications",
+        "webhook_dead_letters",
+        "privacy_requests",
+        "order_payments",
+    ] {
+        let rows: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT row_to_json(t)::text FROM {table} t"))
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        text.push_str(&rows.join("\n"));
+    }
+    // Payloads are bytes: searched as text too.
+    let payloads: Vec<Vec<u8>> = sqlx::query_scalar("SELECT payload FROM webhook_dead_letters")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    for p in payloads {
+        text.push_str(&String::from_utf8_lossy(&p));
+    }
+    text
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_customer_redaction_leaves_no_name_or_address_of_theirs_behind(pool: PgPool) {
+    let env = saga_env(pool.clone()).await;
+    wms_accepts().expect(2).mount(&env.wms).await;
+    env.app.set_stock("REDACT-ME", 10).await;
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let send = |topic: &'static str, body: serde_json::Value| {
+            let env = &env;
+            async move {
+                let body = serde_json::to_vec(&body).unwrap();
+                let r = env.send_webhook(SHOPS[0], topic, &body).await;
+                assert_eq!(r.status(), 200, "{topic}");
+                r.json::<serde_json::Value>().await.unwrap()
+            }
+        };
+        send(
+            "orders/create",
+            order_of(91_403, 1, "Ada Lovelace", &[("REDACT-ME", 1)]),
+        )
+        .await;
+        send(
+            "orders/create",
+            order_of(91_404, 2, "Grace Hopper", &[("REDACT-ME", 1)]),
+        )
+        .await;
+        // One of Ada's orders could not be processed: its payload is kept.
+        let broken = send(
+            "orders/create",
+            order_of(91_405, 1, "Ada Lovelace", &[("REDACT-ME", 0)]),
+        )
+        .await;
+        assert_eq!(broken["status"], "dead_lettered");
+        let ada = order_id(SHOPS[0], 91_403);
+        let grace = order_id(SHOPS[0], 91_404);
+        env.wait_for_status(ada, &["FULFILLMENT_REQUESTED"]).await;
+        env.wait_for_status(grace, &["FULFILLMENT_REQUESTED"]).await;
+        assert!(everything_stored(&pool).await.contains("Lovelace"));
+
+        // Grace asks what the shop holds about her: recorded for export.
+        let asked = send(
+            "customers/data_request",
+            json!({"shop_id": 1, "shop_domain": SHOPS[0], "orders_requested": [91_404],
+                   "customer": {"id": 2, "email": "grace@example.com", "phone": "555-0100"},
+                   "data_request": {"id": 9_999}}),
+        )
+        .await;
+        assert_eq!(asked["status"], "recorded", "{asked}");
+        let export = std::process::Command::new(crate::helpers::built_binary("oms-api"))
+            .args(["privacy", "export", &asked["privacyRequestId"].to_string()])
+            .env("DATABASE_URL", crate::helpers::database_url(&pool))
+            .env("OMS_ALLOW_DEV_SECRETS", "true")
+            .output()
+            .unwrap();
+        assert!(export.status.success(), "{export:?}");
+        let export: serde_json::Value = serde_json::from_slice(&export.stdout).unwrap();
+        assert_eq!(export["request"]["shopifyRequestId"], "9999");
+        assert_eq!(
+            export["orders"][0]["shippingAddress"]["name"],
+            "Grace Hopper"
+        );
+
+        // Ada asks to be forgotten.
+        let redact = json!({"shop_id": 1, "shop_domain": SHOPS[0],
+                            "customer": {"id": 1, "email": "ada@example.com", "phone": "555-0199"},
+                            "orders_to_redact": [91_403, 91_405]});
+        let done = send("customers/redact", redact.clone()).await;
+        assert_eq!(done["status"], "redacted", "{done}");
+        assert_eq!(done["redacted"], json!({"orders": 1, "deadLetters": 1}));
+        let stored = everything_stored(&pool).await;
+        assert!(!stored.contains("Lovelace"), "Ada is still stored");
+        assert!(!stored.contains("ada@example.com"));
+        assert!(stored.contains("Grace Hopper"), "Grace was not asked about");
+        let detail = env.app.get_json(&format!("/orders/{ada}")).await;
+        assert!(!detail.to_string().contains("Lovelace"), "{detail}");
+        // Her order goes on at the warehouse all the same.
+        assert_eq!(env.status(ada).await, "FULFILLMENT_REQUESTED");
+        // Redelivered: nothing left to remove.
+        let again = send("customers/redact", redact).await;
+        assert_eq!(again["redacted"], json!({"orders": 0, "deadLetters": 0}));
+
+        // The merchant left: every name and address of the shop goes.
+        let gone = send(
+            "shop/redact",
+            json!({"shop_id": 1, "shop_domain": SHOPS[0]}),
+        )
+        .await;
+        assert_eq!(gone["status"], "redacted", "{gone}");
+        assert!(!everything_stored(&pool).await.contains("Grace Hopper"));
+        let requests: i64 = sqlx::query_scalar("SELECT count(*) FROM privacy_requests")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(requests, 4);
+    })
+    .await;
+}

@@ -235,7 +235,10 @@ async fn representative_order_runs_replay_against_the_code_that_ran_them(pool: P
             .iter()
             .any(|s| s.starts_with("tracking updated"))
         {
-            assert!(std::time::Instant::now() < deadline, "tracking not reported");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tracking not reported"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
 

@@ -3,6 +3,7 @@
 
 mod cancelled;
 mod payment;
+mod privacy;
 pub mod wms;
 
 use axum::{
@@ -165,6 +166,20 @@ async fn process(
     topic: String,
     webhook_id: Option<String>,
 ) -> Handled {
+    if privacy::TOPICS.contains(&topic.as_str()) {
+        return privacy::handle(&state, &body, &shop, &topic, webhook_id.as_deref()).await;
+    }
+    if let Some(at) = state.db.shop_uninstalled_at(shop.as_str()).await? {
+        // Shopify stops sending once its subscriptions are gone; what still
+        // comes (in flight, or a reinstall nobody re-enabled) is refused
+        // loudly rather than half-processed for a shop we no longer write.
+        tracing::warn!(uninstalled_at = %at, "webhook from a shop the app was uninstalled from refused; re-enable it with `oms-api shopify-webhooks register`");
+        return answer(
+            "refused",
+            json!({"reason": format!("the app was uninstalled from this shop at {at}; an operator re-enables it by registering its webhooks again")}),
+            WebhookOutcome::Ignored,
+        );
+    }
     if topic == "orders/cancelled" {
         return cancelled::handle(&state, &body, &shop, &topic, webhook_id.as_deref()).await;
     }
