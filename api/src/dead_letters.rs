@@ -17,7 +17,10 @@ use tracing::Instrument;
 use uuid::Uuid;
 use workflows::contracts::SagaPolicy;
 
-use crate::shopify_dto::{MappingError, map_order};
+use crate::{
+    routes::webhooks::{self, Processor},
+    shopify_dto::{MappingError, map_order},
+};
 
 /// What a replay did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,6 +45,12 @@ pub enum ReplayOutcome {
     Ignored {
         /// Why.
         reason: String,
+    },
+    /// Another topic's payload went through its webhook's processing; what
+    /// that processing answered (`status` and the order it concerns).
+    Processed {
+        /// The webhook's answer.
+        answer: serde_json::Value,
     },
     /// The payload still cannot be processed; it stays dead-lettered with
     /// this latest reason.
@@ -107,9 +116,10 @@ impl Replayer {
         Ok(self.db.dead_letters(all, limit).await?)
     }
 
-    /// Runs dead letter `id` through the webhook's mapping again and starts
-    /// its order. Every attempt is counted; a successful one records the
-    /// order it started.
+    /// Runs dead letter `id` through its webhook's processing again: an
+    /// order is started; a cancellation, payment or warehouse event goes to
+    /// its order's workflow. Every attempt is counted; a successful one
+    /// records the order it concerns.
     pub async fn replay(&self, id: i64, force: bool) -> Result<ReplayOutcome, ReplayError> {
         let letter = self
             .db
@@ -130,14 +140,15 @@ impl Replayer {
                 .still_invalid(id, format!("its payload was purged at {at} (retention)"))
                 .await;
         }
+        if letter.shop_domain == "wms" {
+            return self.process(letter, None).await;
+        }
         let shop = match ShopDomain::parse(&letter.shop_domain) {
             Ok(shop) => shop,
             Err(e) => return self.still_invalid(id, format!("shop domain: {e}")).await,
         };
         if letter.topic != "orders/create" {
-            return self
-                .still_invalid(id, format!("topic {} is not replayable", letter.topic))
-                .await;
+            return self.process(letter, Some(shop)).await;
         }
         // The request id leads from the workflow's memo back to this replay.
         let request_id = format!("dead-letter-{id}-{}", Uuid::new_v4());
@@ -170,9 +181,58 @@ impl Replayer {
                     workflow_id,
                 },
             };
-        self.db.record_replay(id, Ok(order_id)).await?;
+        self.db.record_replay(id, Ok(Some(order_id))).await?;
         tracing::info!(order.id = %order_id, "dead letter replayed");
         Ok(outcome)
+    }
+
+    /// Any other topic: the stored bytes go through the same processing as a
+    /// live delivery (`shop` is `None` for the warehouse's events).
+    async fn process(
+        &self,
+        letter: DeadLetter,
+        shop: Option<ShopDomain>,
+    ) -> Result<ReplayOutcome, ReplayError> {
+        let id = letter.id;
+        let processor = Processor {
+            db: self.db.clone(),
+            orchestrator: self.orchestrator.clone(),
+            saga_policy: self.policy.clone(),
+            payment_gate: std::sync::Arc::new(self.payment_gate.clone()),
+            replaying: Some(id),
+        };
+        let handled = match &shop {
+            Some(shop) => {
+                let request_id = format!("dead-letter-{id}-{}", Uuid::new_v4());
+                webhooks::process(
+                    &processor,
+                    &letter.payload,
+                    shop,
+                    &letter.topic,
+                    letter.webhook_id.clone(),
+                    Some(request_id),
+                )
+                .await
+            }
+            None => webhooks::wms::process(&processor, &letter.payload, &letter.topic).await,
+        };
+        let answer = match handled {
+            Ok(((_, axum::Json(answer)), _)) => answer,
+            // The order is not ready, or Temporal is down: a later replay
+            // may go through.
+            Err(e) => return self.still_invalid(id, e.to_string()).await,
+        };
+        if answer["status"] == "still_invalid" {
+            let reason = answer["reason"]
+                .as_str()
+                .unwrap_or("still invalid")
+                .to_string();
+            return self.still_invalid(id, reason).await;
+        }
+        let order = answer["orderId"].as_str().and_then(|o| o.parse().ok());
+        self.db.record_replay(id, Ok(order)).await?;
+        tracing::info!(topic = %letter.topic, status = %answer["status"], "dead letter replayed");
+        Ok(ReplayOutcome::Processed { answer })
     }
 
     async fn still_invalid(&self, id: i64, reason: String) -> Result<ReplayOutcome, ReplayError> {

@@ -137,22 +137,27 @@ impl Db {
         )
     }
 
-    /// Records a replay attempt: with `Ok(order)` the order it started, with
-    /// `Err(reason)` why it failed again.
-    pub async fn record_replay(&self, id: i64, result: Result<Uuid, &str>) -> Result<(), DbError> {
-        let (order, error) = match result {
-            Ok(order) => (Some(order), None),
-            Err(reason) => (None, Some(reason)),
+    /// Records a replay attempt: with `Ok(order)` it went through (and
+    /// concerns that order, if one), with `Err(reason)` why it failed again.
+    pub async fn record_replay(
+        &self,
+        id: i64,
+        result: Result<Option<Uuid>, &str>,
+    ) -> Result<(), DbError> {
+        let (done, order, error) = match result {
+            Ok(order) => (true, order, None),
+            Err(reason) => (false, None, Some(reason)),
         };
         sqlx::query(
             "UPDATE webhook_dead_letters SET replay_attempts = replay_attempts + 1, \
-             replayed_at = CASE WHEN $2::uuid IS NULL THEN replayed_at ELSE coalesce(replayed_at, now()) END, \
+             replayed_at = CASE WHEN $4 THEN coalesce(replayed_at, now()) ELSE replayed_at END, \
              replayed_order_id = coalesce(replayed_order_id, $2), \
              error = coalesce($3, error) WHERE id = $1",
         )
         .bind(id)
         .bind(order)
         .bind(error)
+        .bind(done)
         .execute(&self.pool)
         .await?;
         Ok(())

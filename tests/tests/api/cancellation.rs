@@ -198,3 +198,52 @@ async fn a_cancellation_racing_the_warehouse_hand_over_is_applied_once_it_settle
     })
     .await;
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_dead_lettered_cancellation_replays_into_its_order_once_that_is_replayed(pool: PgPool) {
+    let env = saga_env(pool.clone()).await;
+    wms_accepts().expect(1).mount(&env.wms).await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path_regex(r"^/wms/order/\d+/cancel$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "Cancelled"})))
+        .expect(1)
+        .mount(&env.wms)
+        .await;
+    env.app.set_stock("REPLAYED", 3).await;
+    // An order an earlier release could not map, then its cancellation,
+    // which finds no order.
+    let store = db::Db::new(pool.clone(), &Default::default());
+    let body = serde_json::to_vec(&order_payload(91_506, &[("REPLAYED", 2)])).unwrap();
+    let order_letter = store
+        .dead_letter(SHOPS[0], "orders/create", None, "unknown field", &body)
+        .await
+        .unwrap();
+    let r = cancel_in_shopify(&env, 91_506).await;
+    let cancel_letter = r.json::<Value>().await.unwrap()["deadLetterId"]
+        .as_i64()
+        .unwrap();
+    let replayer = api::dead_letters::Replayer::new(
+        store,
+        env.worker.temporal.clone(),
+        crate::saga_support::fast_policy(),
+    );
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let order = order_id(SHOPS[0], 91_506);
+        replayer.replay(order_letter, false).await.unwrap();
+        env.wait_for_status(order, &["FULFILLMENT_REQUESTED"]).await;
+        assert_eq!(env.app.levels("REPLAYED").await, (1, 2, 0));
+
+        let outcome = replayer.replay(cancel_letter, false).await.unwrap();
+        assert!(
+            matches!(&outcome, api::dead_letters::ReplayOutcome::Processed { answer }
+                if answer["status"] == "cancelled" || answer["status"] == "cancelling"),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            env.wait_for_status(order, &["CANCELLED"]).await,
+            "CANCELLED"
+        );
+        assert_eq!(env.app.levels("REPLAYED").await, (3, 0, 0));
+    })
+    .await;
+}

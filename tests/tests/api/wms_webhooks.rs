@@ -367,3 +367,61 @@ async fn the_simulated_warehouse_signs_its_events_so_the_api_accepts_them(pool: 
         .unwrap();
     assert_eq!(tracking["number"], "JD0001");
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_shipment_for_an_order_not_known_yet_is_dead_lettered_then_replayed_into_it(
+    pool: PgPool,
+) {
+    let env = env_with_key(pool.clone()).await;
+    wms_accepts().expect(1).mount(&env.wms).await;
+    env.app.set_stock("EARLY-NEWS", 2).await;
+    let replayer = api::dead_letters::Replayer::new(
+        db::Db::new(pool.clone(), &Default::default()),
+        env.worker.temporal.clone(),
+        crate::saga_support::fast_policy(),
+    );
+    let dead_letters = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM webhook_dead_letters")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    with_worker(env.worker.clone(), pool.clone(), async {
+        // The warehouse's news arrives before the OMS has the order (say it
+        // was restored from a backup taken a moment earlier).
+        let order = crate::saga_support::order_id(crate::saga_support::SHOPS[0], 91_605);
+        let r = deliver(&env.app, "order.shipped", &shipped(order)).await;
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(answer["status"], "dead_lettered");
+        let letter = answer["deadLetterId"].as_i64().unwrap();
+
+        // Too early still: it stays dead-lettered, and no second row is made.
+        let outcome = replayer.replay(letter, false).await.unwrap();
+        assert!(
+            matches!(&outcome, api::dead_letters::ReplayOutcome::StillInvalid { reason } if reason.contains("no order")),
+            "{outcome:?}"
+        );
+        assert_eq!(dead_letters().await, 1);
+
+        env.place(91_605, &[("EARLY-NEWS", 1)]).await;
+        env.wait_for_status(order, &["FULFILLMENT_REQUESTED"]).await;
+        let outcome = replayer.replay(letter, false).await.unwrap();
+        match &outcome {
+            api::dead_letters::ReplayOutcome::Processed { answer } => {
+                assert_eq!(answer["status"], "shipped", "{answer}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(env.wait_for_status(order, &["SHIPPED"]).await, "SHIPPED");
+        assert_eq!(env.app.levels("EARLY-NEWS").await, (1, 0, 1));
+        // Replayed once; a second replay needs --force and changes nothing.
+        assert!(replayer.replay(letter, false).await.is_err());
+        let again = replayer.replay(letter, true).await.unwrap();
+        assert!(
+            matches!(&again, api::dead_letters::ReplayOutcome::Processed { answer } if answer["status"] == "duplicate"),
+            "{again:?}"
+        );
+        assert_eq!(dead_letters().await, 1);
+    })
+    .await;
+}

@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use workflows::contracts::StatusChange;
 
-use super::{Handled, answer, dead_letter, flag};
-use crate::{error::ApiError, metrics::WebhookOutcome, state::AppState};
+use super::{Handled, Processor, answer, dead_letter, flag};
+use crate::{error::ApiError, metrics::WebhookOutcome};
 
 /// How long the handler waits for the workflow to take the change, and then
 /// for its outcome: together well within Shopify's 5 s.
@@ -39,7 +39,7 @@ pub const CANCELLED_AFTER_SHIPPING: &str = "cancelled_after_shipping";
 
 /// Handles a signed `orders/cancelled` delivery.
 pub async fn handle(
-    state: &AppState,
+    state: &Processor,
     body: &[u8],
     shop: &ShopDomain,
     topic: &str,
@@ -63,6 +63,9 @@ pub async fn handle(
         // A cancellation that overtook its order, or of an order the OMS
         // never accepted (it was dead-lettered): an operator decides.
         let reason = format!("no order with Shopify id {} from this shop", dto.id);
+        if state.replaying.is_some() {
+            return dead_letter(state, shop.as_str(), topic, webhook_id, &reason, body).await;
+        }
         let id = state
             .db
             .dead_letter_cancellation(shop.as_str(), webhook_id, &reason, body, order_id)
@@ -114,7 +117,7 @@ pub async fn handle(
 /// The answer for an order whose status already decides the cancellation,
 /// or `None` when its workflow has to apply it.
 async fn settled(
-    state: &AppState,
+    state: &Processor,
     order_id: uuid::Uuid,
     status: OrderStatus,
     why: &str,

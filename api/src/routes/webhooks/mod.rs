@@ -63,7 +63,7 @@ pub async fn shopify(
         metrics.webhook(WebhookOutcome::RateLimited);
         return Err(limited);
     }
-    let handled = verified(state, headers, body, shop).await;
+    let handled = verified(Processor::of(&state), headers, body, shop).await;
     metrics.webhook(match &handled {
         Ok((_, outcome)) => *outcome,
         Err(_) => WebhookOutcome::Unavailable,
@@ -71,19 +71,57 @@ pub async fn shopify(
     handled.map(|(response, _)| response)
 }
 
-type Handled = Result<((StatusCode, Json<Value>), WebhookOutcome), ApiError>;
+/// An answer to a webhook, and how it counts in the metrics.
+pub type Handled = Result<((StatusCode, Json<Value>), WebhookOutcome), ApiError>;
+
+/// What processing a verified webhook needs: the same for a live delivery
+/// and for the replay of a dead-lettered one.
+#[derive(Clone)]
+pub struct Processor {
+    /// The database.
+    pub db: db::Db,
+    /// Starts and signals order workflows.
+    pub orchestrator: orchestrator::Orchestrator,
+    /// Given to each new saga.
+    pub saga_policy: workflows::contracts::SagaPolicy,
+    /// Which unpaid orders wait for their payment.
+    pub payment_gate: std::sync::Arc<domain::PaymentGate>,
+    /// Set while dead letter `id` is replayed: a payload that still cannot
+    /// be processed is answered `still_invalid`, not dead-lettered again.
+    pub replaying: Option<i64>,
+}
+
+impl Processor {
+    /// The live deliveries' processor.
+    pub fn of(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            orchestrator: state.orchestrator.clone(),
+            saga_policy: state.saga_policy.clone(),
+            payment_gate: state.payment_gate.clone(),
+            replaying: None,
+        }
+    }
+}
 
 /// Keeps a signed payload that cannot be processed, and acknowledges it: its
 /// sender would otherwise redeliver it until it gives up on us. `reason`
 /// names fields, never their customer values.
 async fn dead_letter(
-    state: &AppState,
+    state: &Processor,
     sender: &str,
     topic: &str,
     webhook_id: Option<&str>,
     reason: &str,
     body: &[u8],
 ) -> Handled {
+    if state.replaying.is_some() {
+        return answer(
+            "still_invalid",
+            json!({ "reason": reason }),
+            WebhookOutcome::DeadLettered,
+        );
+    }
     let id = state
         .db
         .dead_letter(sender, topic, webhook_id, reason, body)
@@ -99,7 +137,7 @@ async fn dead_letter(
 /// Leaves a `kind` notification on the order for a person (its status
 /// stays) and answers `flagged` with `order`.
 async fn flag(
-    state: &AppState,
+    state: &Processor,
     order_id: uuid::Uuid,
     kind: &str,
     message: &str,
@@ -123,14 +161,15 @@ fn answer(status: &str, extra: Value, outcome: WebhookOutcome) -> Handled {
 }
 
 /// A webhook whose signature verified.
-async fn verified(state: AppState, headers: HeaderMap, body: Bytes, shop: ShopDomain) -> Handled {
+async fn verified(state: Processor, headers: HeaderMap, body: Bytes, shop: ShopDomain) -> Handled {
     let topic = header(&headers, "x-shopify-topic")
         .unwrap_or_default()
         .to_string();
     let webhook_id = header(&headers, "x-shopify-webhook-id").map(str::to_string);
     let span = tracing::info_span!("webhook", shop = %shop, topic = %topic, webhook.id = webhook_id.as_deref().unwrap_or_default());
     // Instrumented rather than entered: a span guard must not live across awaits.
-    process(state, headers, body, shop, topic, webhook_id)
+    let request_id = header(&headers, "x-request-id").map(str::to_string);
+    process(&state, &body, &shop, &topic, webhook_id, request_id)
         .instrument(span)
         .await
 }
@@ -157,17 +196,17 @@ fn verified_shop(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Option<S
     shop
 }
 
-/// Everything after a valid signature.
-async fn process(
-    state: AppState,
-    headers: HeaderMap,
-    body: Bytes,
-    shop: ShopDomain,
-    topic: String,
+/// Everything after a valid signature (also what a replay runs).
+pub async fn process(
+    state: &Processor,
+    body: &[u8],
+    shop: &ShopDomain,
+    topic: &str,
     webhook_id: Option<String>,
+    request_id: Option<String>,
 ) -> Handled {
-    if privacy::TOPICS.contains(&topic.as_str()) {
-        return privacy::handle(&state, &body, &shop, &topic, webhook_id.as_deref()).await;
+    if privacy::TOPICS.contains(&topic) {
+        return privacy::handle(state, body, shop, topic, webhook_id.as_deref()).await;
     }
     if let Some(at) = state.db.shop_uninstalled_at(shop.as_str()).await? {
         // Shopify stops sending once its subscriptions are gone; what still
@@ -181,10 +220,10 @@ async fn process(
         );
     }
     if topic == "orders/cancelled" {
-        return cancelled::handle(&state, &body, &shop, &topic, webhook_id.as_deref()).await;
+        return cancelled::handle(state, body, shop, topic, webhook_id.as_deref()).await;
     }
     if topic == "orders/paid" || topic == "orders/updated" {
-        return payment::handle(&state, &body, &shop, &topic, webhook_id.as_deref()).await;
+        return payment::handle(state, body, shop, topic, webhook_id.as_deref()).await;
     }
     if topic != "orders/create" {
         tracing::info!("webhook topic not handled; acknowledged");
@@ -197,10 +236,9 @@ async fn process(
         ));
     }
 
-    let request_id = header(&headers, "x-request-id").map(str::to_string);
     let input = match map_order(
-        &body,
-        &shop,
+        body,
+        shop,
         request_id,
         state.saga_policy.clone(),
         &state.payment_gate,
@@ -218,7 +256,7 @@ async fn process(
         }
         Err(MappingError::Invalid(reason)) => {
             let webhook_id = webhook_id.as_deref();
-            return dead_letter(&state, shop.as_str(), &topic, webhook_id, &reason, &body).await;
+            return dead_letter(state, shop.as_str(), topic, webhook_id, &reason, body).await;
         }
     };
 

@@ -10,11 +10,10 @@ use domain::{Channel, FinancialStatus, OrderStatus, ShopDomain, order_id_for};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Handled, answer, dead_letter};
+use super::{Handled, Processor, answer, dead_letter};
 use crate::{
     intake::{pass_on_payment, payment_event},
     metrics::WebhookOutcome,
-    state::AppState,
 };
 
 /// What the OMS reads of the order payload these topics carry.
@@ -26,7 +25,7 @@ struct PaymentDto {
 
 /// Handles a signed `orders/paid` or `orders/updated` delivery.
 pub async fn handle(
-    state: &AppState,
+    state: &Processor,
     body: &[u8],
     shop: &ShopDomain,
     topic: &str,

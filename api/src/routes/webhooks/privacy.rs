@@ -11,8 +11,8 @@ use domain::ShopDomain;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Handled, answer, dead_letter};
-use crate::{metrics::WebhookOutcome, state::AppState};
+use super::{Handled, Processor, answer, dead_letter};
+use crate::metrics::WebhookOutcome;
 
 /// The topics handled here.
 pub const TOPICS: [&str; 4] = [
@@ -46,7 +46,7 @@ struct DataRequestDto {
 
 /// Handles a signed delivery of one of [`TOPICS`].
 pub async fn handle(
-    state: &AppState,
+    state: &Processor,
     body: &[u8],
     shop: &ShopDomain,
     topic: &str,

@@ -27,10 +27,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use workflows::contracts::StatusChange;
 
-use super::{Handled, answer, flag};
-use crate::{
-    error::ApiError, extract::header, limits::LimitKey, metrics::WebhookOutcome, state::AppState,
-};
+use super::{Handled, Processor, answer, flag};
+use crate::{error::ApiError, extract::header, limits::LimitKey, metrics::WebhookOutcome};
 
 /// How long a status move is waited for before the event is acknowledged
 /// (the workflow carries it on either way).
@@ -102,7 +100,7 @@ impl EventDto {
         (status = 503, description = "Temporal unavailable, or (`order_not_ready`) the order is still being handed to the warehouse; the warehouse retries", body = crate::error::Problem, content_type = "application/problem+json")))]
 /// Handles a warehouse webhook.
 pub async fn wms(
-    State(state): State<AppState>,
+    State(state): State<crate::state::AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -124,7 +122,7 @@ pub async fn wms(
     let topic = header(&headers, "x-webhook-topic")
         .unwrap_or_default()
         .to_string();
-    let handled = process(&state, &body, &topic).await;
+    let handled = process(&Processor::of(&state), &body, &topic).await;
     metrics.wms_webhook(match &handled {
         Ok((_, outcome)) => *outcome,
         Err(_) => WebhookOutcome::Unavailable,
@@ -132,7 +130,8 @@ pub async fn wms(
     handled.map(|(response, _)| response)
 }
 
-async fn process(state: &AppState, body: &[u8], topic: &str) -> Handled {
+/// Everything after a valid signature (also what a replay runs).
+pub async fn process(state: &Processor, body: &[u8], topic: &str) -> Handled {
     const HANDLED: [&str; 6] = [
         "order.shipped",
         "order.shipment.tracking.updated",
@@ -256,7 +255,7 @@ struct Order<'a> {
 
 /// Moves the order to `target` unless it is there (or past it) already.
 async fn move_to(
-    state: &AppState,
+    state: &Processor,
     order: Order<'_>,
     status: OrderStatus,
     target: OrderStatus,
@@ -289,7 +288,7 @@ async fn move_to(
 /// `Ok(Err(answer))` when the order's status answers the event instead (it
 /// is final, or not at the warehouse).
 async fn change(
-    state: &AppState,
+    state: &Processor,
     order: Order<'_>,
     from: OrderStatus,
     to: OrderStatus,
@@ -337,6 +336,6 @@ async fn change(
 }
 
 /// The warehouse's dead letters are filed under the sender `wms`.
-async fn dead_letter(state: &AppState, topic: &str, reason: &str, body: &[u8]) -> Handled {
+async fn dead_letter(state: &Processor, topic: &str, reason: &str, body: &[u8]) -> Handled {
     super::dead_letter(state, "wms", topic, None, reason, body).await
 }
