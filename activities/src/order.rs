@@ -131,7 +131,7 @@ fn saga_input_from_record(detail: &db::OrderDetail) -> OrderInput {
 
 /// The order as the warehouse takes it: our id is its reference.
 fn wms_order(order: &FulfillmentOrder) -> NewWmsOrder {
-    let reference = order.order_id.to_string();
+    let reference = order.wms_reference();
     let a = order.shipping_address.clone().unwrap_or_default();
     NewWmsOrder::dtc(
         reference.clone(),
@@ -264,12 +264,32 @@ impl OrderActivities {
                 .fulfillment_order(order_id)
                 .await
                 .map_err(db_failure)?;
-            if let (OrderStatus::FulfillmentRequested, Some(id)) =
-                (order.status, &order.wms_order_id)
-            {
-                return Ok(FulfillmentAccepted {
-                    wms_order_id: id.clone(),
-                });
+            let at_warehouse = matches!(
+                order.status,
+                OrderStatus::FulfillmentRequested | OrderStatus::OnHold
+            );
+            match (at_warehouse, &order.wms_order_id) {
+                (true, Some(id)) => {
+                    return Ok(FulfillmentAccepted {
+                        wms_order_id: id.clone(),
+                    });
+                }
+                // Its lines changed after the hand-over: the warehouse's
+                // order was cancelled, and its replacement goes now.
+                (true, None) => {
+                    let wms_order_id = self
+                        .wms
+                        .create_order(&wms_order(&order))
+                        .await
+                        .map_err(|e| client_failure(e, error_types::WMS_REJECTED))?;
+                    self.db
+                        .record_replacement(order_id, &wms_order_id)
+                        .await
+                        .map_err(db_failure)?;
+                    tracing::info!(wms.order_id = %wms_order_id, revision = order.revision, "warehouse order replaced");
+                    return Ok(FulfillmentAccepted { wms_order_id });
+                }
+                (false, _) => {}
             }
             if order.status != OrderStatus::Reserved {
                 return Err(db_failure(DbError::IllegalTransition {
@@ -409,6 +429,29 @@ impl OrderActivities {
             })
         };
         observed(&self.metrics, &ctx, Some(order_id), work).await
+    }
+
+    /// Takes a refund's or an edit's units off the order.
+    #[activity(definition = contracts::AdjustOrder)]
+    pub async fn adjust_order(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: contracts::Adjustment,
+    ) -> Result<contracts::Adjusted, ActivityError> {
+        let work = async {
+            let adjusted = self
+                .db
+                .adjust_order(input.order_id, &input.adjustment, input.at_warehouse)
+                .await
+                .map_err(db_failure)?;
+            tracing::info!(
+                applied = adjusted.applied,
+                remaining = adjusted.remaining_units,
+                "order adjusted"
+            );
+            Ok(adjusted)
+        };
+        observed(&self.metrics, &ctx, Some(input.order_id), work).await
     }
 
     /// Gives a shipped Shopify order's fulfillment the tracking the

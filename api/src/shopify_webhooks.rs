@@ -15,11 +15,13 @@ use vendors::{
 };
 
 /// The topics the OMS handles, as the Admin API names them.
-pub const TOPICS: [&str; 5] = [
+pub const TOPICS: [&str; 7] = [
     "ORDERS_CREATE",
     "ORDERS_CANCELLED",
     "ORDERS_PAID",
     "ORDERS_UPDATED",
+    "ORDERS_EDITED",
+    "REFUNDS_CREATE",
     "APP_UNINSTALLED",
 ];
 

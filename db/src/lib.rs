@@ -6,6 +6,7 @@
 //! stock correct (row locks in SKU order, single-use tokens, CHECK
 //! constraints as the last line of defence) live once.
 
+mod adjustments;
 mod api_keys;
 mod channel_sync;
 mod connection;
@@ -21,6 +22,7 @@ mod reserver;
 mod stock;
 mod stock_change;
 
+pub use adjustments::ChannelLine;
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use channel_sync::{PendingLevel, ShopChannelStatus};
 pub use connection::{

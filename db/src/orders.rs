@@ -77,8 +77,23 @@ pub struct FulfillmentOrder {
     pub wms_order_id: Option<String>,
     /// Where to ship.
     pub shipping_address: Option<Address>,
-    /// The lines, in order.
+    /// The lines that still hold units, in order.
     pub lines: Vec<FulfillmentLine>,
+    /// How often the warehouse's order was replaced (its lines changed).
+    pub revision: i32,
+}
+
+impl FulfillmentOrder {
+    /// The reference the warehouse knows this order by: our order id, then
+    /// `~<revision>` for each replacement (a cancelled order keeps its
+    /// reference at the warehouse, so a replacement needs a new one).
+    pub fn wms_reference(&self) -> String {
+        if self.revision == 0 {
+            self.order_id.to_string()
+        } else {
+            format!("{}~{}", self.order_id, self.revision)
+        }
+    }
 }
 
 /// One line of a [`FulfillmentOrder`].
@@ -324,16 +339,18 @@ impl Db {
             String,
             Option<String>,
             Option<sqlx::types::Json<Address>>,
+            i32,
         );
         let row: Option<Row> = sqlx::query_as(
-            "SELECT name, status, wms_order_id, shipping_address FROM orders WHERE id = $1",
+            "SELECT name, status, wms_order_id, shipping_address, wms_revision FROM orders WHERE id = $1",
         )
         .bind(order_id)
         .fetch_optional(&self.pool)
         .await?;
-        let (name, status, wms_order_id, address) = row.ok_or(DbError::OrderNotFound(order_id))?;
+        let (name, status, wms_order_id, address, revision) =
+            row.ok_or(DbError::OrderNotFound(order_id))?;
         let lines: Vec<FulfillmentLine> = sqlx::query_as(
-            "SELECT sku, quantity, title FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+            "SELECT sku, quantity, title FROM order_lines WHERE order_id = $1 AND quantity > 0 ORDER BY line_no",
         )
         .bind(order_id)
         .fetch_all(&self.pool)
@@ -345,6 +362,7 @@ impl Db {
             wms_order_id,
             shipping_address: address.map(|a| a.0),
             lines,
+            revision,
         })
     }
 

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use temporalio_client::Client;
 use tokio::sync::OnceCell;
-use workflows::contracts::{OrderInput, PaymentEvent, ShopSyncPolicy, StatusChange};
+use workflows::contracts::{
+    OrderAdjustment, OrderInput, PaymentEvent, ShopSyncPolicy, StatusChange,
+};
 
 use crate::{
     connection::{TemporalError, TemporalSettings, connect, ensure_search_attributes},
@@ -91,6 +93,18 @@ impl Orchestrator {
     ) -> Result<bool, TemporalError> {
         let client = self.client().await?;
         orders::report_payment(client, workflow_id, event).await
+    }
+
+    /// Delivers a refund's or an edit's adjustment to the order's workflow;
+    /// waits up to `wait` for its result.
+    pub async fn adjust_order(
+        &self,
+        workflow_id: &str,
+        adjustment: OrderAdjustment,
+        wait: std::time::Duration,
+    ) -> Result<ChangeOutcome, ChangeError> {
+        let client = self.client().await?;
+        orders::adjust_order(client, workflow_id, adjustment, wait).await
     }
 
     /// Asks a shipped order's workflow to report its latest tracking.

@@ -11,7 +11,7 @@ use temporalio_client::{
 use temporalio_common::{MemoValues, search_attributes::SearchAttributes};
 use workflows::{
     OrderView, OrderWorkflow,
-    contracts::{OrderInput, PaymentEvent, StatusChange},
+    contracts::{OrderAdjustment, OrderInput, PaymentEvent, StatusChange},
     search,
 };
 
@@ -223,6 +223,30 @@ pub async fn change_status(
         .start_update(
             OrderWorkflow::change_status,
             change,
+            WorkflowStartUpdateOptions::default(),
+        )
+        .await
+        .map_err(change_error)?;
+    match tokio::time::timeout(wait, update.get_result(RpcOptions::default())).await {
+        Ok(result) => result.map(ChangeOutcome::Applied).map_err(change_error),
+        Err(_) => Ok(ChangeOutcome::InProgress),
+    }
+}
+
+/// Delivers a refund's or an edit's adjustment to the order's workflow and
+/// waits up to `wait` for its result (see [`change_status`]).
+pub async fn adjust_order(
+    client: &Client,
+    workflow_id: &str,
+    adjustment: OrderAdjustment,
+    wait: Duration,
+) -> Result<ChangeOutcome, ChangeError> {
+    use temporalio_client::{RpcOptions, WorkflowStartUpdateOptions};
+    let handle = client.get_workflow_handle::<OrderWorkflow>(workflow_id.to_string());
+    let update = handle
+        .start_update(
+            OrderWorkflow::adjust_lines,
+            adjustment,
             WorkflowStartUpdateOptions::default(),
         )
         .await

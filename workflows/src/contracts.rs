@@ -5,7 +5,9 @@
 #![allow(missing_docs)]
 
 use domain::OrderStatus;
-pub use domain::{Address, LineProblem, LineQty, ReserveOutcome};
+pub use domain::{
+    Address, Adjusted, LineProblem, LineQty, LineRemoval, OrderAdjustment, ReserveOutcome,
+};
 use serde::{Deserialize, Serialize};
 use temporalio_workflow::common::ActivityDefinition;
 use uuid::Uuid;
@@ -22,6 +24,7 @@ pub mod names {
     pub const SELL_ORDER: &str = "oms.sell_order";
     pub const REPORT_SHIPMENT: &str = "oms.report_shipment";
     pub const UPDATE_SHIPMENT_TRACKING: &str = "oms.update_shipment_tracking";
+    pub const ADJUST_ORDER: &str = "oms.adjust_order";
     pub const CANCEL_FULFILLMENT: &str = "oms.cancel_fulfillment";
     pub const SYNC_SHOP: &str = "oms.sync_shop";
     pub const CHECK_DRIFT: &str = "oms.check_drift";
@@ -301,6 +304,11 @@ activity!(
     ReportShipment = names::REPORT_SHIPMENT, Uuid => String
 );
 activity!(
+    /// Takes units off the order's lines and reservations (a refund or an
+    /// edit before shipping), once per adjustment.
+    AdjustOrder = names::ADJUST_ORDER, Adjustment => Adjusted
+);
+activity!(
     /// Gives the order's Shopify fulfillment the warehouse's latest
     /// tracking, the customer notified. Returns what was done.
     UpdateShipmentTracking = names::UPDATE_SHIPMENT_TRACKING, Uuid => String
@@ -510,6 +518,16 @@ pub enum PaymentEvent {
     Paid,
     /// It will never be paid (voided, expired): the order is cancelled.
     Failed { reason: String },
+}
+
+/// An adjustment of one order (the `adjust_order` activity's input).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adjustment {
+    pub order_id: Uuid,
+    pub adjustment: OrderAdjustment,
+    /// The warehouse had the order (and was told to cancel it): the next
+    /// submit sends its replacement.
+    pub at_warehouse: bool,
 }
 
 /// A client's request to move an order (the `change_status` update).

@@ -15,11 +15,12 @@ use temporalio_workflow::{
 use uuid::Uuid;
 
 use crate::contracts::{
-    AdoptFulfillment, Adoption, CancelFulfillment, CheckWmsStock, Claim, ClaimCompensation,
-    Compensation, FulfillmentAccepted, LineProblem, LineQty, OrderInput, PaymentEvent, RecordOrder,
-    ReleaseOrder, ReportShipment, ReserveOrder, ReserveOrderInput, ReserveOutcome, SagaPolicy,
-    Sale, SellOrder, SettleWithWarehouse, StatusChange, SubmitFulfillment, SyncChannels, SyncInput,
-    SyncReport, Transition, TransitionOrder, UpdateShipmentTracking, WarehouseCheck, error_types,
+    AdjustOrder, Adjustment, AdoptFulfillment, Adoption, CancelFulfillment, CheckWmsStock, Claim,
+    ClaimCompensation, Compensation, FulfillmentAccepted, LineProblem, LineQty, OrderAdjustment,
+    OrderInput, PaymentEvent, RecordOrder, ReleaseOrder, ReportShipment, ReserveOrder,
+    ReserveOrderInput, ReserveOutcome, SagaPolicy, Sale, SellOrder, SettleWithWarehouse,
+    StatusChange, SubmitFulfillment, SyncChannels, SyncInput, SyncReport, Transition,
+    TransitionOrder, UpdateShipmentTracking, WarehouseCheck, error_types,
 };
 use crate::search;
 
@@ -76,6 +77,8 @@ pub struct OrderWorkflow {
     payment: Option<PaymentEvent>,
     /// Tracking updates being reported to Shopify.
     tracking_reports: u32,
+    /// Keys of the adjustments applied (a redelivered refund changes nothing).
+    adjustments: Vec<String>,
 }
 
 #[workflow_methods]
@@ -97,6 +100,7 @@ impl OrderWorkflow {
             busy: false,
             payment: None,
             tracking_reports: 0,
+            adjustments: Vec::new(),
         }
     }
 
@@ -256,6 +260,48 @@ impl OrderWorkflow {
                 Ok(failed)
             }
         }
+    }
+
+    /// Refuses an adjustment the order cannot take now: while it is being
+    /// allocated or handed over (the sender retries), after shipping.
+    #[update_validator(adjust_lines)]
+    fn validate_adjust_lines(
+        &self,
+        _ctx: &WorkflowContextView,
+        _adjustment: &OrderAdjustment,
+    ) -> Result<(), UpdateError> {
+        if self.busy {
+            return Err("another change of this order is in progress".into());
+        }
+        if !matches!(
+            self.view.status,
+            OrderStatus::AwaitingPayment | OrderStatus::FulfillmentRequested | OrderStatus::OnHold
+        ) {
+            return Err(format!("an order in {} cannot be adjusted", self.view.status).into());
+        }
+        Ok(())
+    }
+
+    /// A refund or an edit before shipping takes units off the order: the
+    /// warehouse's order is cancelled, the units come off the lines and the
+    /// reservations (restocked ones are for sale again, in every shop), and
+    /// the warehouse gets a replacement with what is left. Nothing left:
+    /// the order is CANCELLED.
+    #[update(name = "adjust_lines")]
+    pub async fn adjust_lines(
+        ctx: &mut WorkflowContext<Self>,
+        adjustment: OrderAdjustment,
+    ) -> Result<OrderView, UpdateError> {
+        if ctx.state(|s| s.adjustments.contains(&adjustment.key)) {
+            return Ok(view(ctx));
+        }
+        ctx.state_mut(|s| {
+            s.busy = true;
+            s.adjustments.push(adjustment.key.clone());
+        });
+        let adjusted = adjust(ctx, adjustment).await;
+        ctx.state_mut(|s| s.busy = false);
+        adjusted.map(|()| view(ctx))
     }
 
     /// Refuses a tracking update there is nothing in Shopify to apply to.
@@ -507,6 +553,103 @@ async fn apply_change(
     }
     ctx.state_mut(|s| s.view.reason = change.reason.clone());
     set_status(ctx, change.to);
+    Ok(())
+}
+
+async fn adjust(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    adjustment: OrderAdjustment,
+) -> Result<(), UpdateError> {
+    let (order_id, policy, status) =
+        ctx.state(|s| (s.input.order_id, s.input.policy.clone(), s.view.status));
+    let at_warehouse = status != OrderStatus::AwaitingPayment;
+    if at_warehouse {
+        // The warehouse's orders cannot be edited: cancelled first, so a
+        // refusal (already picked) leaves everything as it was.
+        if let Err(e) = ctx
+            .execute_activity(
+                CancelFulfillment,
+                order_id,
+                remote_opts(&policy, policy.fulfillment_deadline_secs),
+            )
+            .await
+        {
+            let reason = format!(
+                "{} was not applied: the warehouse did not cancel its order ({})",
+                adjustment.reason,
+                failure_text(&e)
+            );
+            notify(
+                ctx,
+                order_id,
+                &policy,
+                reason.clone(),
+                "adjustment_not_applied",
+            )
+            .await;
+            return Err(reason.into());
+        }
+    }
+    let adjusted = ctx
+        .execute_activity(
+            AdjustOrder,
+            Adjustment {
+                order_id,
+                adjustment,
+                at_warehouse,
+            },
+            db_opts(&policy),
+        )
+        .await
+        .map_err(|e| failure_text(&e))?;
+    step(ctx, format!("adjusted: {}", adjusted.summary));
+    if adjusted.remaining_units == 0 {
+        // Every unit came off: nothing is left to ship.
+        return apply_change(
+            ctx,
+            StatusChange {
+                to: OrderStatus::Cancelled,
+                reason: Some(format!("nothing left to ship ({})", adjusted.summary)),
+            },
+        )
+        .await;
+    }
+    if at_warehouse {
+        let replaced = ctx
+            .execute_activity(
+                SubmitFulfillment,
+                order_id,
+                remote_opts(&policy, policy.fulfillment_deadline_secs),
+            )
+            .await;
+        match replaced {
+            Ok(FulfillmentAccepted { wms_order_id }) => {
+                step(
+                    ctx,
+                    format!("warehouse order replaced: wms order {wms_order_id}"),
+                );
+                ctx.state_mut(|s| s.view.wms_order_id = Some(wms_order_id));
+            }
+            Err(e) => {
+                // Its old order is cancelled and the new one refused: what
+                // is left of the order cannot ship. Released, cancelled, and
+                // a person is told.
+                let reason = format!(
+                    "the warehouse refused the adjusted order: {}",
+                    failure_text(&e)
+                );
+                notify(ctx, order_id, &policy, reason.clone(), "adjustment_failed").await;
+                return apply_change(
+                    ctx,
+                    StatusChange {
+                        to: OrderStatus::Cancelled,
+                        reason: Some(reason),
+                    },
+                )
+                .await;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod adjustments;
 mod cancellation;
 mod channel_sync;
 mod clients;

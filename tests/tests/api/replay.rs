@@ -261,6 +261,23 @@ async fn representative_order_runs_replay_against_the_code_that_ran_them(pool: P
             format!("order:shopify:{}:9104", crate::saga_support::SHOPS[0]),
         ));
 
+        // Part of a Shopify order refunded before shipping: the warehouse's
+        // order is replaced.
+        let refunded = env.place(9_105, &[("SHIPME", 2)]).await;
+        env.wait_for_status(refunded, &["FULFILLMENT_REQUESTED"])
+            .await;
+        let refund = serde_json::to_vec(&json!({"id": 1, "order_id": 9_105, "refund_line_items": [
+            {"line_item_id": 9_000_000_000_000_000_000_u64, "quantity": 1, "restock_type": "cancel"}]}))
+        .unwrap();
+        let r = env
+            .send_webhook(crate::saga_support::SHOPS[0], "refunds/create", &refund)
+            .await;
+        assert_eq!(r.json::<Value>().await.unwrap()["status"], "adjusted");
+        runs.push((
+            "shopify-order-refunded-in-part",
+            format!("order:shopify:{}:9105", crate::saga_support::SHOPS[0]),
+        ));
+
         // Held by the warehouse, the hold lifted, then shipped.
         let (id, wf) = api_order_at_the_warehouse(&env, "replay-held", "SHIPME").await;
         patch_status(&env, &id, "ON_HOLD").await;

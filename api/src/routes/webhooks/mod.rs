@@ -1,6 +1,7 @@
 //! `POST /webhooks/shopify`: verify, then parse, then start the order saga
 //! (`orders/create`) or cancel the order through it (`orders/cancelled`).
 
+mod adjustment;
 mod cancelled;
 mod payment;
 mod privacy;
@@ -221,6 +222,9 @@ pub async fn process(
     }
     if topic == "orders/cancelled" {
         return cancelled::handle(state, body, shop, topic, webhook_id.as_deref()).await;
+    }
+    if topic == "refunds/create" || topic == "orders/edited" {
+        return adjustment::handle(state, body, shop, topic, webhook_id.as_deref()).await;
     }
     if topic == "orders/paid" || topic == "orders/updated" {
         return payment::handle(state, body, shop, topic, webhook_id.as_deref()).await;

@@ -154,7 +154,11 @@ pub async fn process(state: &Processor, body: &[u8], topic: &str) -> Handled {
             return dead_letter(state, topic, &format!("payload does not parse: {e}"), body).await;
         }
     };
-    let Some(order_id) = event.reference().and_then(|r| Uuid::parse_str(r).ok()) else {
+    // A replaced warehouse order carries `<order id>~<revision>`.
+    let Some(order_id) = event
+        .reference()
+        .and_then(|r| Uuid::parse_str(r.split('~').next().unwrap_or(r)).ok())
+    else {
         return dead_letter(
             state,
             topic,
