@@ -25,6 +25,8 @@ export OMS_ALLOW_DEV_SECRETS="${OMS_ALLOW_DEV_SECRETS:-true}"
 export OMS_WMS_WEBHOOK_SECRET="${OMS_WMS_WEBHOOK_SECRET:-whsec_b21zLWxvY2FsLXdhcmVob3VzZS13ZWJob29rcw==}"
 export OMS_SIMULATOR_WMS_WEBHOOK_URL="${OMS_SIMULATOR_WMS_WEBHOOK_URL:-http://${OMS_API_ADDR}/webhooks/wms}"
 export OMS_SHOPIFY_STORES_FILE="${OMS_SHOPIFY_STORES_FILE:-$ROOT/config/dev-stores.json}"
+# The simulated shops' webhooks (cancellations, payments) go to the API.
+export OMS_SIMULATOR_SHOPIFY_WEBHOOK_URL="${OMS_SIMULATOR_SHOPIFY_WEBHOOK_URL:-http://${OMS_API_ADDR}/webhooks/shopify}"
 TEMPORAL_BIN="$TOOLS_DIR/temporal/bin/temporal"
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }

@@ -25,29 +25,19 @@ show "curl -s -H \"\$AUTH\" -X PATCH $B/product/$SKU/stock -d '{\"stock\": -5}'"
 step "Without an API key nothing is done (and the answer says what is missing)"
 show "curl -s -X PATCH $B/product/$SKU/stock -d '{\"stock\": 0}'"
 
-# send_order SHOPIFY_ID QTY: posts a signed orders/create webhook from store A.
+# send_order SHOPIFY_ID QTY [FINANCIAL_STATUS]: posts a signed orders/create
+# webhook from store A (paid unless told otherwise).
 send_order() {
   local body
-  body=$(printf '{"id": %s, "name": "#%s", "created_at": "%s", "currency": "EUR", "financial_status": "paid",
+  body=$(printf '{"id": %s, "name": "#%s", "created_at": "%s", "currency": "EUR", "financial_status": "%s",
     "line_items": [{"id": %s1, "sku": "%s", "quantity": %s, "price": "19.90", "title": "Popular T-Shirt", "requires_shipping": true}],
     "shipping_address": {"name": "Ada Lovelace", "address1": "1 Main St", "city": "Berlin", "zip": "10115", "country_code": "DE"}}' \
-    "$1" "${1: -4}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$SKU" "$2")
+    "$1" "${1: -4}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${3:-paid}" "$1" "$SKU" "$2")
   local sig
   sig=$(printf '%s' "$body" | python3 -c 'import sys,hmac,hashlib,base64; print(base64.b64encode(hmac.new(sys.argv[1].encode(), sys.stdin.buffer.read(), hashlib.sha256).digest()).decode())' "$SECRET")
   curl -s -X POST "$B/webhooks/shopify" -H 'content-type: application/json' \
     -H "x-shopify-shop-domain: $SHOP" -H 'x-shopify-topic: orders/create' \
     -H "x-shopify-hmac-sha256: $sig" -H "x-shopify-webhook-id: demo-$1" --data-binary "$body"
-}
-
-# cancel_order SHOPIFY_ID: posts a signed orders/cancelled webhook from store A
-# (Shopify sends the whole order; the OMS reads its id and cancel reason).
-cancel_order() {
-  local body sig
-  body=$(printf '{"id": %s, "cancel_reason": "customer", "cancelled_at": "%s"}' "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)")
-  sig=$(printf '%s' "$body" | python3 -c 'import sys,hmac,hashlib,base64; print(base64.b64encode(hmac.new(sys.argv[1].encode(), sys.stdin.buffer.read(), hashlib.sha256).digest()).decode())' "$SECRET")
-  curl -s -X POST "$B/webhooks/shopify" -H 'content-type: application/json' \
-    -H "x-shopify-shop-domain: $SHOP" -H 'x-shopify-topic: orders/cancelled' \
-    -H "x-shopify-hmac-sha256: $sig" -H "x-shopify-webhook-id: demo-cancel-$1" --data-binary "$body"
 }
 
 # wait_order SHOPIFY_ID: waits for a final status and prints the order row.
@@ -108,7 +98,7 @@ ID3=$((ID + 2))
 step "A customer cancels an order in Shopify: the workflow cancels it at the warehouse and releases its units"
 show "send_order $ID3 1"
 wait_order "$ID3"
-show "cancel_order $ID3"
+show "curl -s -X POST $SIM/control/shops/$SHOP/orders/$ID3/cancel -H 'content-type: application/json' -d '{\"reason\": \"customer\"}'"
 for _ in $(seq 1 60); do
   [ "$(psql "$DATABASE_URL" -tAc "SELECT status FROM orders WHERE shop_domain = '$SHOP' AND external_id = '$ID3'")" = CANCELLED ] && break
   sleep 0.5
@@ -131,6 +121,17 @@ for _ in $(seq 1 40); do
   sleep 0.5
 done
 show "curl -s $SIM/shops/$SHOP/fulfillments"
+
+ID5=$((ID + 4))
+step "An unpaid order (bank transfer): reserved at once, sent to the warehouse only once Shopify reports it paid"
+show "send_order $ID5 1 pending"
+for _ in $(seq 1 60); do
+  [ "$(psql "$DATABASE_URL" -tAc "SELECT status FROM orders WHERE shop_domain = '$SHOP' AND external_id = '$ID5'")" = AWAITING_PAYMENT ] && break
+  sleep 0.5
+done
+show "psql \"\$DATABASE_URL\" -tAc \"SELECT status FROM orders WHERE shop_domain = '$SHOP' AND external_id = '$ID5'\""
+show "curl -s -X POST $SIM/control/shops/$SHOP/orders/$ID5/paid"
+wait_order "$ID5"
 
 KEY="demo-$ID"
 step "The orders API: place an order and wait for its reservation, then ship it"

@@ -150,3 +150,130 @@ pub(crate) async fn send_event(
         Err(e) => error(StatusCode::BAD_GATEWAY, e),
     }
 }
+
+/// Where the simulated shops send their webhooks, and each shop's secret.
+#[derive(Clone)]
+pub struct ShopWebhookSink {
+    url: String,
+    secrets: std::collections::BTreeMap<String, String>,
+    http: reqwest::Client,
+}
+
+impl ShopWebhookSink {
+    /// Webhooks to `url` (the OMS's `POST /webhooks/shopify`), signed as
+    /// Shopify signs them with each shop's secret from `stores` (the OMS's
+    /// stores file: `[{"shop", "webhook_secret", …}]`).
+    pub fn new(url: impl Into<String>, stores: &Value) -> Result<Self, String> {
+        let secrets = stores
+            .as_array()
+            .ok_or("the stores file is not a JSON array")?
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s["shop"].as_str()?.to_string(),
+                    s["webhook_secret"].as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            url: url.into(),
+            secrets,
+            http,
+        })
+    }
+
+    /// Sends `body` as `shop`'s webhook `topic`; the OMS's answer.
+    async fn send(
+        &self,
+        shop: &str,
+        id: &str,
+        topic: &str,
+        body: &Value,
+    ) -> Result<(u16, Value), String> {
+        let secret = self
+            .secrets
+            .get(shop)
+            .ok_or_else(|| format!("no webhook secret for shop {shop} in the stores file"))?;
+        let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+        // Any key length is valid for HMAC.
+        #[allow(clippy::expect_used)]
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+        mac.update(&bytes);
+        let signature = STANDARD.encode(mac.finalize().into_bytes());
+        let answer = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("x-shopify-shop-domain", shop)
+            .header("x-shopify-topic", topic)
+            .header("x-shopify-hmac-sha256", signature)
+            .header("x-shopify-webhook-id", id)
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| format!("the OMS did not answer: {e}"))?;
+        let status = answer.status().as_u16();
+        let body = answer.json().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+}
+
+/// `POST /control/shops/{shop}/orders/{id}/{event}` with `event` one of
+/// `cancel` (body `{"reason"}`, optional: Shopify's cancel reason,
+/// `customer` by default) and `paid`: the shop sends `orders/cancelled` or
+/// `orders/paid` for its order `id` to the OMS. Answers with the webhook
+/// sent and the OMS's answer.
+pub(crate) async fn send_shop_event(
+    State(sim): State<Simulator>,
+    Path((shop, id, event)): Path<(String, u64, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(sink) = sim.shop_webhooks.clone() else {
+        return error(
+            StatusCode::CONFLICT,
+            "no shop webhook sink: start the simulator with OMS_SIMULATOR_SHOPIFY_WEBHOOK_URL and OMS_SHOPIFY_STORES_FILE",
+        );
+    };
+    let asked: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let now = chrono::Utc::now().to_rfc3339();
+    let (topic, payload) = match event.as_str() {
+        "cancel" => (
+            "orders/cancelled",
+            json!({ "id": id, "admin_graphql_api_id": format!("gid://shopify/Order/{id}"),
+                    "cancel_reason": asked["reason"].as_str().unwrap_or("customer"),
+                    "cancelled_at": now, "financial_status": "voided" }),
+        ),
+        "paid" => (
+            "orders/paid",
+            json!({ "id": id, "admin_graphql_api_id": format!("gid://shopify/Order/{id}"),
+                    "financial_status": "paid", "updated_at": now }),
+        ),
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("unknown event {other:?}; use cancel or paid"),
+            );
+        }
+    };
+    let sequence = {
+        let mut state = sim.state.lock().await;
+        state.event_sequence += 1;
+        state.event_sequence
+    };
+    let webhook_id = format!("sim-{shop}-{sequence}");
+    match sink.send(&shop, &webhook_id, topic, &payload).await {
+        Ok((status, answer)) => {
+            tracing::info!(%shop, order = id, topic, oms_status = status, "shop webhook sent");
+            Json(
+                json!({ "sent": { "topic": topic, "webhookId": webhook_id, "body": payload },
+                         "omsStatus": status, "omsAnswer": answer }),
+            )
+            .into_response()
+        }
+        Err(e) => error(StatusCode::BAD_GATEWAY, e),
+    }
+}

@@ -26,7 +26,7 @@ use axum::{
 use serde_json::json;
 use tokio::sync::Mutex;
 
-pub use events::EventSink;
+pub use events::{EventSink, ShopWebhookSink};
 pub use shopify::{AppliedSet, Fulfillment, ShopMode, ShopModel, Stats};
 pub use wms::{DEFAULT_SELLABLE, WmsMode};
 
@@ -39,6 +39,8 @@ pub struct Simulator {
     state: Arc<Mutex<State>>,
     /// Where the warehouse's webhooks go, if anywhere.
     events: Option<EventSink>,
+    /// Where the shops' webhooks go, if anywhere.
+    shop_webhooks: Option<ShopWebhookSink>,
 }
 
 #[derive(Default)]
@@ -62,6 +64,12 @@ impl Simulator {
             events: Some(sink),
             ..Self::default()
         }
+    }
+
+    /// This simulator, whose shops send their webhooks to `sink`.
+    pub fn with_shop_webhooks(mut self, sink: ShopWebhookSink) -> Self {
+        self.shop_webhooks = Some(sink);
+        self
     }
 
     /// All endpoints (Shopify, WMS, control, help) over this state.
@@ -88,6 +96,10 @@ impl Simulator {
             .route("/control/wms/orders/{id}/{event}", post(events::send_event))
             .route("/control/wms/inventory/{sku}", put(control::wms_inventory))
             .route("/control/shops/{shop}/mode", put(control::shop_mode))
+            .route(
+                "/control/shops/{shop}/orders/{id}/{event}",
+                post(events::send_shop_event),
+            )
             .route(
                 "/control/shops/{shop}/inventory/{sku}",
                 put(control::shop_inventory),
@@ -127,6 +139,8 @@ WMS (OMS base URL = http://HOST:PORT/wms/{version}):
 Control:
   PUT  /control/shops/{shop}/mode          {\"mode\": \"ok\" | \"throttle\" | \"down\"}
   PUT  /control/shops/{shop}/inventory/{sku}  {\"available\": n}   (simulates drift)
+  POST /control/shops/{shop}/orders/{id}/cancel  {\"reason\": \"customer\"}  the shop sends orders/cancelled
+  POST /control/shops/{shop}/orders/{id}/paid    the shop sends orders/paid
   PUT  /control/wms/mode                   {\"mode\": \"ok\" | \"down\" | \"reject\" | \"slow\"}
   PUT  /control/wms/inventory/{sku}        {\"sellable\": n}
   POST /control/wms/orders/{id}/ship      {\"tracking_number\", \"carrier\"} (optional): the WMS sends a

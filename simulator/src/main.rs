@@ -27,6 +27,21 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(%url, "warehouse events go to the OMS");
         Simulator::with_events(sink)
     };
+    // The shops' webhooks (a cancellation, a payment) go to the OMS when
+    // both are set: signed with each shop's secret from the OMS's stores file.
+    let shop_url = std::env::var("OMS_SIMULATOR_SHOPIFY_WEBHOOK_URL").unwrap_or_default();
+    let stores = std::env::var("OMS_SHOPIFY_STORES_FILE").unwrap_or_default();
+    let simulator = if shop_url.is_empty() || stores.is_empty() {
+        simulator
+    } else {
+        let file = std::fs::read(&stores).with_context(|| format!("reading {stores}"))?;
+        let stores: serde_json::Value =
+            serde_json::from_slice(&file).with_context(|| format!("{stores} is not JSON"))?;
+        let sink = simulator::ShopWebhookSink::new(shop_url.clone(), &stores)
+            .map_err(|e| anyhow::anyhow!("OMS_SHOPIFY_STORES_FILE: {e}"))?;
+        tracing::info!(url = %shop_url, "shop webhooks go to the OMS");
+        simulator.with_shop_webhooks(sink)
+    };
     axum::serve(listener, simulator.router())
         .with_graceful_shutdown(runtime::telemetry::shutdown_signal())
         .await

@@ -247,3 +247,43 @@ async fn a_dead_lettered_cancellation_replays_into_its_order_once_that_is_replay
     })
     .await;
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn the_simulated_shop_signs_its_cancellation_so_the_api_cancels_the_order(pool: PgPool) {
+    let env = saga_env(pool.clone()).await;
+    wms_accepts().expect(1).mount(&env.wms).await;
+    wms_cancels().expect(1).mount(&env.wms).await;
+    env.app.set_stock("SIM-CANCEL", 1).await;
+    let stores = json!([{"shop": SHOPS[0], "webhook_secret": crate::saga_support::SECRET}]);
+    let sink = simulator::ShopWebhookSink::new(env.app.url("/webhooks/shopify"), &stores).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = format!("http://{}", listener.local_addr().unwrap());
+    let router = simulator::Simulator::new()
+        .with_shop_webhooks(sink)
+        .router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    with_worker(env.worker.clone(), pool.clone(), async {
+        let order = env.place(91_507, &[("SIM-CANCEL", 1)]).await;
+        env.wait_for_status(order, &["FULFILLMENT_REQUESTED"]).await;
+        let sent: Value = reqwest::Client::new()
+            .post(format!(
+                "{sim}/control/shops/{}/orders/91507/cancel",
+                SHOPS[0]
+            ))
+            .json(&json!({"reason": "inventory"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(sent["omsStatus"], 200, "{sent}");
+        assert_eq!(sent["sent"]["topic"], "orders/cancelled");
+        assert_eq!(
+            env.wait_for_status(order, &["CANCELLED"]).await,
+            "CANCELLED"
+        );
+        assert_eq!(env.app.levels("SIM-CANCEL").await, (1, 0, 0));
+    })
+    .await;
+}

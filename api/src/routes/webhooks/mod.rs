@@ -1,5 +1,7 @@
 //! `POST /webhooks/shopify`: verify, then parse, then start the order saga
-//! (`orders/create`) or cancel the order through it (`orders/cancelled`).
+//! (`orders/create`) or carry the order's life through its workflow
+//! (cancellations, payments, refunds and edits); also what a Shopify app
+//! owes the shop (uninstalls, privacy requests).
 
 mod adjustment;
 mod cancelled;
@@ -33,9 +35,9 @@ use crate::{
 
 #[utoipa::path(post, path = "/webhooks/shopify", tag = "webhooks",
     params(("X-Shopify-Shop-Domain" = String, Header), ("X-Shopify-Hmac-Sha256" = String, Header, description = "base64 HMAC-SHA256 of the raw body"),
-           ("X-Shopify-Topic" = String, Header, description = "`orders/create` starts the order; `orders/cancelled` cancels it through its workflow; others are acknowledged")),
+           ("X-Shopify-Topic" = String, Header, description = "`orders/create` starts the order; `orders/cancelled` cancels it; `orders/paid` and `orders/updated` (voided, expired) release or cancel an order awaiting payment; `refunds/create` and `orders/edited` take units off an order before shipping; `app/uninstalled` disables the shop; `customers/data_request`, `customers/redact` and `shop/redact` are Shopify's privacy requests; others are acknowledged")),
     request_body(content = Object, description = "Shopify's orders/create payload"),
-    responses((status = 200, description = "`status`: accepted, duplicate, ignored or dead_lettered; for `orders/cancelled` also cancelled, cancelling (the workflow goes on) or flagged (already shipped: nothing released, the order gets a `cancelled_after_shipping` notification)"),
+    responses((status = 200, description = "`status`: accepted, duplicate, ignored or dead_lettered; for `orders/cancelled` also cancelled, cancelling (the workflow goes on) or flagged (already shipped: nothing released, the order gets a `cancelled_after_shipping` notification); `recorded` (a payment before its order, a data request); adjusted, adjusting or flagged for refunds and edits; disabled (`app/uninstalled`); redacted (privacy); refused (a shop the app was uninstalled from)"),
         (status = 401, description = "Unknown shop or bad signature", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Over the shop's rate (signed deliveries), or over the shared budget of unverified requests; Shopify redelivers", body = crate::error::Problem, content_type = "application/problem+json"),
