@@ -217,20 +217,14 @@ pub async fn change_status(
     change: StatusChange,
     wait: Duration,
 ) -> Result<ChangeOutcome, ChangeError> {
-    use temporalio_client::{RpcOptions, WorkflowStartUpdateOptions};
-    let handle = client.get_workflow_handle::<OrderWorkflow>(workflow_id.to_string());
-    let update = handle
-        .start_update(
-            OrderWorkflow::change_status,
-            change,
-            WorkflowStartUpdateOptions::default(),
-        )
-        .await
-        .map_err(change_error)?;
-    match tokio::time::timeout(wait, update.get_result(RpcOptions::default())).await {
-        Ok(result) => result.map(ChangeOutcome::Applied).map_err(change_error),
-        Err(_) => Ok(ChangeOutcome::InProgress),
-    }
+    update_order(
+        client,
+        workflow_id,
+        OrderWorkflow::change_status,
+        change,
+        wait,
+    )
+    .await
 }
 
 /// Delivers a refund's or an edit's adjustment to the order's workflow and
@@ -241,14 +235,36 @@ pub async fn adjust_order(
     adjustment: OrderAdjustment,
     wait: Duration,
 ) -> Result<ChangeOutcome, ChangeError> {
+    update_order(
+        client,
+        workflow_id,
+        OrderWorkflow::adjust_lines,
+        adjustment,
+        wait,
+    )
+    .await
+}
+
+/// Sends `update` to the order's workflow: accepted or refused at once by
+/// its validator, then waited for up to `wait`.
+async fn update_order<U>(
+    client: &Client,
+    workflow_id: &str,
+    update: U,
+    input: U::Input,
+    wait: Duration,
+) -> Result<ChangeOutcome, ChangeError>
+where
+    U: temporalio_common::UpdateDefinition<
+            Workflow = workflows::OrderWorkflowRun,
+            Output = OrderView,
+        >,
+    U::Input: Send,
+{
     use temporalio_client::{RpcOptions, WorkflowStartUpdateOptions};
     let handle = client.get_workflow_handle::<OrderWorkflow>(workflow_id.to_string());
     let update = handle
-        .start_update(
-            OrderWorkflow::adjust_lines,
-            adjustment,
-            WorkflowStartUpdateOptions::default(),
-        )
+        .start_update(update, input, WorkflowStartUpdateOptions::default())
         .await
         .map_err(change_error)?;
     match tokio::time::timeout(wait, update.get_result(RpcOptions::default())).await {
