@@ -2,9 +2,9 @@
 //! its reservations, in one transaction that also queues the new levels
 //! for every shop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use domain::{Adjusted, OrderAdjustment, OrderStatus, ReservationState};
+use domain::{Adjusted, LineRemoval, OrderAdjustment, OrderStatus, ReservationState};
 use uuid::Uuid;
 
 use crate::{
@@ -41,6 +41,7 @@ impl Db {
                 applied: false,
                 remaining_units,
                 summary,
+                refused: None,
             });
         }
         let lines: Vec<(i32, String, i32)> = sqlx::query_as(
@@ -49,52 +50,66 @@ impl Db {
         .bind(order_id)
         .fetch_all(&mut *tx)
         .await?;
-        // Units per SKU, split by what becomes of them.
+        let line = |no: i32| lines.iter().find(|(n, _, _)| *n == no);
+        // The plan first: units per SKU by what becomes of them, and what
+        // each line gains or loses.
         let mut restocked: BTreeMap<String, i32> = BTreeMap::new();
         let mut written_off: BTreeMap<String, i32> = BTreeMap::new();
-        let mut done = Vec::new();
+        let mut added: BTreeMap<String, i32> = BTreeMap::new();
+        let mut line_deltas: Vec<(i32, i32)> = Vec::new();
+        let mut said = Vec::new();
         for removal in &adjustment.removals {
-            let Some((_, sku, quantity)) = lines.iter().find(|(n, _, _)| *n == removal.line_no)
-            else {
+            let Some((_, sku, quantity)) = line(removal.line_no) else {
                 continue;
             };
             let units = removal.units.clamp(0, *quantity);
             if units == 0 {
                 continue;
             }
-            sqlx::query(
-                "UPDATE order_lines SET quantity = quantity - $3 WHERE order_id = $1 AND line_no = $2",
-            )
-            .bind(order_id)
-            .bind(removal.line_no)
-            .bind(units)
-            .execute(&mut *tx)
-            .await?;
             let into = if removal.restock {
                 &mut restocked
             } else {
                 &mut written_off
             };
             *into.entry(sku.clone()).or_default() += units;
-            done.push(domain::LineRemoval {
-                units,
-                ..removal.clone()
-            });
+            line_deltas.push((removal.line_no, -units));
+            said.push(
+                LineRemoval {
+                    units,
+                    ..removal.clone()
+                }
+                .to_string(),
+            );
+        }
+        for addition in &adjustment.additions {
+            let Some((_, sku, _)) = line(addition.line_no) else {
+                continue;
+            };
+            if addition.units <= 0 {
+                continue;
+            }
+            *added.entry(sku.clone()).or_default() += addition.units;
+            line_deltas.push((addition.line_no, addition.units));
+            said.push(format!("line {}: +{}", addition.line_no, addition.units));
         }
         let skus: Vec<String> = restocked
             .keys()
             .chain(written_off.keys())
+            .chain(added.keys())
             .cloned()
-            .collect::<std::collections::BTreeSet<_>>()
+            .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
         // Products first, in SKU order, like every multi-product write.
-        sqlx::query("SELECT 1 FROM products WHERE sku = ANY($1) ORDER BY sku FOR UPDATE")
-            .bind(&skus)
-            .execute(&mut *tx)
-            .await?;
-        // An order reserves only once allocated; before that (or once its
-        // units were sold) its lines change, its stock does not.
+        let in_stock: BTreeMap<String, i32> = sqlx::query_as(
+            "SELECT sku, in_stock FROM products WHERE sku = ANY($1) ORDER BY sku FOR UPDATE",
+        )
+        .bind(&skus)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        // An order holds units only once allocated and until they are sold.
         let holds_units = matches!(
             status,
             OrderStatus::Reserved
@@ -102,16 +117,64 @@ impl Db {
                 | OrderStatus::FulfillmentRequested
                 | OrderStatus::OnHold
         );
-        if holds_units {
-            for (units_by_sku, restock) in [(&restocked, true), (&written_off, false)] {
-                for (sku, units) in units_by_sku {
-                    take_off_reservations(&mut tx, order_id, sku, *units, restock).await?;
-                }
+        // Added units are reserved all or none, like an order's first ones.
+        let refused = added
+            .iter()
+            .filter(|_| holds_units)
+            .find_map(|(sku, wanted)| {
+                let free = in_stock.get(sku).copied().unwrap_or(0)
+                    + restocked.get(sku).copied().unwrap_or(0);
+                (*wanted > free)
+                    .then(|| format!("{sku}: {wanted} more requested, {free} available"))
+            });
+        if refused.is_none() {
+            for (line_no, delta) in &line_deltas {
+                sqlx::query(
+                    "UPDATE order_lines SET quantity = quantity + $3 WHERE order_id = $1 AND line_no = $2",
+                )
+                .bind(order_id)
+                .bind(line_no)
+                .bind(delta)
+                .execute(&mut *tx)
+                .await?;
             }
-            let restocked_skus: Vec<&str> = restocked.keys().map(String::as_str).collect();
-            mark_changed(&mut tx, &restocked_skus).await?;
+            if holds_units {
+                for (units_by_sku, restock) in [(&restocked, true), (&written_off, false)] {
+                    for (sku, units) in units_by_sku {
+                        take_off_reservations(&mut tx, order_id, sku, *units, restock).await?;
+                    }
+                }
+                for (sku, units) in &added {
+                    sqlx::query(
+                        "UPDATE products SET in_stock = in_stock - $2, reserved = reserved + $2, updated_at = now() WHERE sku = $1",
+                    )
+                    .bind(sku)
+                    .bind(units)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO reservations (token, sku, quantity, order_id) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(Uuid::new_v4())
+                    .bind(sku)
+                    .bind(units)
+                    .bind(order_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let changed: Vec<&str> = restocked
+                    .keys()
+                    .chain(added.keys())
+                    .map(String::as_str)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                mark_changed(&mut tx, &changed).await?;
+            }
         }
         if at_warehouse {
+            // Cancelled at the warehouse by the caller, whatever happened
+            // here: its replacement goes under the next reference.
             sqlx::query(
                 "UPDATE orders SET wms_order_id = NULL, wms_revision = wms_revision + 1, updated_at = now() WHERE id = $1",
             )
@@ -119,15 +182,18 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
-        let summary = if done.is_empty() {
-            "nothing left to take off".to_string()
+        let what = if said.is_empty() {
+            "nothing to change".to_string()
         } else {
-            done.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            said.join(", ")
         };
-        let summary = format!("{}: {summary}", adjustment.reason);
+        let summary = match &refused {
+            None => format!("{}: {what}", adjustment.reason),
+            Some(why) => format!(
+                "{} not applied ({what}): not enough stock, {why}",
+                adjustment.reason
+            ),
+        };
         sqlx::query("INSERT INTO order_adjustments (order_id, key, summary) VALUES ($1, $2, $3)")
             .bind(order_id)
             .bind(&adjustment.key)
@@ -138,13 +204,14 @@ impl Db {
         history(&mut tx, order_id, Some(status), status, Some(&summary)).await?;
         let remaining_units = remaining_units(&mut tx, order_id).await?;
         tx.commit().await?;
-        if holds_units && !restocked.is_empty() {
+        if holds_units && refused.is_none() && !(restocked.is_empty() && added.is_empty()) {
             self.stock_changed();
         }
         Ok(Adjusted {
             applied: true,
             remaining_units,
             summary,
+            refused,
         })
     }
 }

@@ -41,6 +41,19 @@ pub struct OrderAdjustment {
     pub reason: String,
     /// What comes off which line.
     pub removals: Vec<LineRemoval>,
+    /// What is added to which line (an edit raising a quantity).
+    #[serde(default)]
+    pub additions: Vec<LineAddition>,
+}
+
+/// Units added to one line of an order (an edit raising its quantity):
+/// reserved like the order's first units, all or none.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LineAddition {
+    /// 1-based position of the line in the order.
+    pub line_no: i32,
+    /// Units added.
+    pub units: i32,
 }
 
 /// What an adjustment did.
@@ -52,4 +65,8 @@ pub struct Adjusted {
     pub remaining_units: i64,
     /// What was done, for people.
     pub summary: String,
+    /// Why nothing was changed, when the added units are not in stock:
+    /// the order stays as it was.
+    #[serde(default)]
+    pub refused: Option<String>,
 }

@@ -19,7 +19,7 @@ mod text;
 
 pub use access::{Scope, Scopes};
 pub use address::Address;
-pub use adjustment::{Adjusted, LineRemoval, OrderAdjustment};
+pub use adjustment::{Adjusted, LineAddition, LineRemoval, OrderAdjustment};
 pub use allocation::{LineProblem, LineQty, ReserveOutcome};
 pub use error::DomainError;
 pub use order::{Channel, OrderStatus, ShopDomain, order_id_for};

@@ -273,10 +273,10 @@ impl OrderWorkflow {
         if self.busy {
             return Err("another change of this order is in progress".into());
         }
-        if !matches!(
-            self.view.status,
-            OrderStatus::AwaitingPayment | OrderStatus::FulfillmentRequested | OrderStatus::OnHold
-        ) {
+        // RESERVED: Postgres says FULFILLMENT_REQUESTED a moment before
+        // this workflow has seen the warehouse's answer; the adjustment
+        // waits for it, as a status change does.
+        if !adjustable(self.view.status) && self.view.status != OrderStatus::Reserved {
             return Err(format!("an order in {} cannot be adjusted", self.view.status).into());
         }
         Ok(())
@@ -295,10 +295,21 @@ impl OrderWorkflow {
         if ctx.state(|s| s.adjustments.contains(&adjustment.key)) {
             return Ok(view(ctx));
         }
-        ctx.state_mut(|s| {
-            s.busy = true;
-            s.adjustments.push(adjustment.key.clone());
-        });
+        ctx.state_mut(|s| s.busy = true);
+        ctx.wait_condition(|s| {
+            !matches!(
+                s.view.status,
+                OrderStatus::Reserved | OrderStatus::Compensating
+            )
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let status = ctx.state(|s| s.view.status);
+        if !adjustable(status) {
+            // The hand-over ended otherwise (the warehouse refused: FAILED).
+            ctx.state_mut(|s| s.busy = false);
+            return Err(format!("an order in {status} cannot be adjusted").into());
+        }
         let adjusted = adjust(ctx, adjustment).await;
         ctx.state_mut(|s| s.busy = false);
         adjusted.map(|()| view(ctx))
@@ -556,6 +567,15 @@ async fn apply_change(
     Ok(())
 }
 
+/// Statuses in which units can come off an order: reserved and not shipped,
+/// not being handed over.
+fn adjustable(status: OrderStatus) -> bool {
+    matches!(
+        status,
+        OrderStatus::AwaitingPayment | OrderStatus::FulfillmentRequested | OrderStatus::OnHold
+    )
+}
+
 async fn adjust(
     ctx: &mut WorkflowContext<OrderWorkflow>,
     adjustment: OrderAdjustment,
@@ -590,6 +610,7 @@ async fn adjust(
             return Err(reason.into());
         }
     }
+    let key = adjustment.key.clone();
     let adjusted = ctx
         .execute_activity(
             AdjustOrder,
@@ -602,8 +623,14 @@ async fn adjust(
         )
         .await
         .map_err(|e| failure_text(&e))?;
+    ctx.state_mut(|s| s.adjustments.push(key));
     step(ctx, format!("adjusted: {}", adjusted.summary));
-    if adjusted.remaining_units == 0 {
+    if adjusted.refused.is_some() {
+        // The units an edit added are not in stock: the order stays as it
+        // was (and goes back to the warehouse as it was).
+        let reason = adjusted.summary.clone();
+        notify(ctx, order_id, &policy, reason, "adjustment_not_applied").await;
+    } else if adjusted.remaining_units == 0 {
         // Every unit came off: nothing is left to ship.
         return apply_change(
             ctx,
@@ -650,7 +677,10 @@ async fn adjust(
             }
         }
     }
-    Ok(())
+    match adjusted.refused {
+        Some(_) => Err(adjusted.summary.into()),
+        None => Ok(()),
+    }
 }
 
 /// Holds the reserved order until the shop reports it paid. Returns whether

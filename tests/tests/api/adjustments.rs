@@ -129,9 +129,7 @@ async fn a_refund_before_shipping_releases_its_units_and_replaces_the_warehouse_
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR")]
-async fn an_edit_that_removes_units_adjusts_the_order_and_one_that_adds_units_is_flagged(
-    pool: PgPool,
-) {
+async fn an_edit_takes_units_off_or_reserves_more_and_a_new_item_is_flagged(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
     wms_accepts().expect(0).mount(&env.wms).await;
     env.app.set_stock("EDIT-ME", 6).await;
@@ -147,6 +145,33 @@ async fn an_edit_that_removes_units_adjusts_the_order_and_one_that_adds_units_is
         assert_eq!(done["status"], "adjusted", "{done}");
         assert_eq!(env.app.levels("EDIT-ME").await, (5, 1, 0));
         assert_eq!(env.status(order).await, "AWAITING_PAYMENT");
+        let again = send(
+            &env,
+            "orders/edited",
+            json!({"order_edit": {"id": 555, "order_id": 91_952,
+            "line_items": {"additions": [], "removals": [{"id": line_item(0), "delta": 2}]}}}),
+        )
+        .await;
+        assert_eq!(again["status"], "duplicate", "{again}");
+        assert_eq!(env.app.levels("EDIT-ME").await, (5, 1, 0));
+
+        // The customer wants four more after all: reserved, all or none.
+        let more = json!({"order_edit": {"id": 557, "order_id": 91_952,
+            "line_items": {"additions": [{"id": line_item(0), "delta": 4}], "removals": []}}});
+        let done = send(&env, "orders/edited", more).await;
+        assert_eq!(done["status"], "adjusted", "{done}");
+        assert_eq!(env.app.levels("EDIT-ME").await, (1, 5, 0));
+        // Five more than that are not in stock: nothing changes, a person is told.
+        let too_many = json!({"order_edit": {"id": 558, "order_id": 91_952,
+            "line_items": {"additions": [{"id": line_item(0), "delta": 5}], "removals": []}}});
+        let refused = send(&env, "orders/edited", too_many).await;
+        assert_eq!(refused["status"], "flagged", "{refused}");
+        assert_eq!(env.app.levels("EDIT-ME").await, (1, 5, 0));
+        assert!(
+            env.notification_kinds(order)
+                .await
+                .contains(&"adjustment_not_applied".to_string())
+        );
 
         let added = json!({"order_edit": {"id": 556, "order_id": 91_952,
             "line_items": {"additions": [{"id": 4242, "delta": 1}], "removals": []}}});
@@ -157,7 +182,7 @@ async fn an_edit_that_removes_units_adjusts_the_order_and_one_that_adds_units_is
                 .await
                 .contains(&"order_edit_needs_review".to_string())
         );
-        assert_eq!(env.app.levels("EDIT-ME").await, (5, 1, 0));
+        assert_eq!(env.app.levels("EDIT-ME").await, (1, 5, 0));
     })
     .await;
 }

@@ -419,7 +419,10 @@ async fn an_order_runs_from_placement_to_delivered_through_the_api(pool: PgPool)
         )
         .await;
         assert_eq!(p["currentStatus"], "FULFILLMENT_REQUESTED");
-        assert_eq!(p["allowedStatuses"], json!(["SHIPPED", "CANCELLED"]));
+        assert_eq!(
+            p["allowedStatuses"],
+            json!(["SHIPPED", "CANCELLED", "ON_HOLD"])
+        );
         assert_problem(
             patch_status(&env.app, &id, "LOST").await,
             400,

@@ -80,6 +80,8 @@ async fn a_voided_payment_cancels_the_order_and_gives_its_units_back(pool: PgPoo
             "CANCELLED"
         );
         assert_eq!(env.app.levels("VOID-ME").await, (2, 0, 0));
+        let again = report_payment(&env, 91_702, "orders/updated", "voided").await;
+        assert_eq!(again["status"], "ignored", "{again}");
         let detail = env.app.get_json(&format!("/orders/{order}")).await;
         assert!(
             detail["statusReason"]

@@ -194,7 +194,7 @@ async fn text_postgres_cannot_store_and_prices_that_do_not_fit_are_dead_lettered
 #[sqlx::test(migrator = "db::MIGRATOR")]
 async fn other_topics_are_acknowledged_and_ignored(pool: PgPool) {
     let env = saga_env(pool.clone()).await;
-    let r = env.send_webhook(SHOPS[0], "orders/updated", b"{}").await;
+    let r = env.send_webhook(SHOPS[0], "products/update", b"{}").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "ignored");
     assert_eq!(order_count(&pool).await, 0);

@@ -38,6 +38,10 @@ async fn an_uninstalled_shop_is_not_written_and_its_orders_are_refused_until_rer
             .send_webhook(SHOPS[1], "app/uninstalled", br#"{"id": 1, "name": "B"}"#)
             .await;
         assert_eq!(r.json::<Value>().await.unwrap()["status"], "disabled");
+        let again = env
+            .send_webhook(SHOPS[1], "app/uninstalled", br#"{"id": 1, "name": "B"}"#)
+            .await;
+        assert_eq!(again.json::<Value>().await.unwrap()["status"], "duplicate");
         let channels = env.app.get_json("/channels").await;
         let b = channels
             .as_array()

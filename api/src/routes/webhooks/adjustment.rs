@@ -2,12 +2,16 @@
 //! ships go through its workflow (the warehouse's order is replaced, the
 //! units released and the shops re-synced). After shipping, units come
 //! back only when the warehouse receives a return: the order is flagged
-//! for a person instead. Units an edit adds are not reserved here (the
-//! edit's payload does not say what they are): the order is flagged too.
+//! for a person instead. An edit that raises a line's quantity reserves the
+//! added units (all or none: short stock leaves the order as it was and
+//! flags it); new line items are not reserved (the edit's payload does not
+//! say what they are): the order is flagged too.
 
 use std::time::Duration;
 
-use domain::{Channel, LineRemoval, OrderAdjustment, OrderStatus, ShopDomain, order_id_for};
+use domain::{
+    Channel, LineAddition, LineRemoval, OrderAdjustment, OrderStatus, ShopDomain, order_id_for,
+};
 use orchestrator::{ChangeError, ChangeOutcome};
 use serde::Deserialize;
 use serde_json::json;
@@ -66,8 +70,8 @@ struct Requested {
     shopify_order_id: u64,
     /// (line item id, units, restock)
     removals: Vec<(u64, i64, bool)>,
-    /// Line items whose units an edit added.
-    additions: Vec<u64>,
+    /// (line item id, units) an edit added.
+    additions: Vec<(u64, i64)>,
 }
 
 fn parse(topic: &str, body: &[u8]) -> Result<Requested, String> {
@@ -102,7 +106,11 @@ fn parse(topic: &str, body: &[u8]) -> Result<Requested, String> {
             .into_iter()
             .map(|d| (d.id, d.delta.abs(), true))
             .collect(),
-        additions: lines.additions.into_iter().map(|d| d.id).collect(),
+        additions: lines
+            .additions
+            .into_iter()
+            .map(|d| (d.id, d.delta.abs()))
+            .collect(),
     })
 }
 
@@ -169,27 +177,50 @@ pub async fn handle(
         OrderStatus::AwaitingPayment | OrderStatus::FulfillmentRequested | OrderStatus::OnHold => {}
     }
     let lines = state.db.channel_lines(order_id).await?;
+    let line_no = |line_item: &u64| {
+        let id = line_item.to_string();
+        lines
+            .iter()
+            .find(|l| l.external_line_id.as_deref() == Some(id.as_str()))
+            .map(|l| l.line_no)
+    };
+    let units = |n: &i64| i32::try_from(*n).unwrap_or(i32::MAX).max(0);
     let removals: Vec<LineRemoval> = requested
         .removals
         .iter()
-        .filter_map(|(line_item, units, restock)| {
-            let line = lines
-                .iter()
-                .find(|l| l.external_line_id.as_deref() == Some(line_item.to_string().as_str()))?;
+        .filter_map(|(line_item, n, restock)| {
             Some(LineRemoval {
-                line_no: line.line_no,
-                units: i32::try_from(*units).unwrap_or(i32::MAX).max(0),
+                line_no: line_no(line_item)?,
+                units: units(n),
                 restock: *restock,
             })
         })
         .collect();
-    let mut answered = if removals.is_empty() {
+    let additions: Vec<LineAddition> = requested
+        .additions
+        .iter()
+        .filter_map(|(line_item, n)| {
+            Some(LineAddition {
+                line_no: line_no(line_item)?,
+                units: units(n),
+            })
+        })
+        .collect();
+    // Line items the order does not have: new products an edit added.
+    let new_items: Vec<u64> = requested
+        .additions
+        .iter()
+        .filter(|(line_item, _)| line_no(line_item).is_none())
+        .map(|(line_item, _)| *line_item)
+        .collect();
+    let mut answered = if removals.is_empty() && additions.is_empty() {
         answer("ignored", order.clone(), WebhookOutcome::Ignored)
     } else {
         let adjustment = OrderAdjustment {
             key: requested.key.clone(),
             reason: requested.reason.clone(),
             removals,
+            additions,
         };
         let asked = tokio::time::timeout(
             WAIT,
@@ -208,17 +239,30 @@ pub async fn handle(
             Ok(Err(ChangeError::Temporal(e))) => return Err(e.into()),
             // Another change is being applied, or the order moved: Shopify
             // redelivers and meets the order as it then is.
+            // Refused for good (added units not in stock, or the warehouse
+            // already picked the order): a notification asks a person.
+            Ok(Err(ChangeError::Refused(_)))
+                if state
+                    .db
+                    .adjustment_applied(order_id, &requested.key)
+                    .await?
+                    || state
+                        .db
+                        .has_notification(order_id, "adjustment_not_applied")
+                        .await? =>
+            {
+                answer("flagged", order.clone(), WebhookOutcome::Flagged)
+            }
             Ok(Err(ChangeError::Refused(_) | ChangeError::Finished)) => {
                 return Err(ApiError::OrderNotReady { order_id });
             }
         }
     };
-    if !requested.additions.is_empty() {
+    if !new_items.is_empty() {
         let message = format!(
-            "{} added units (line items {}) that were not reserved or sent to the warehouse: place them as a new order",
+            "{} added new line items ({}) that were not reserved or sent to the warehouse: place them as a new order",
             requested.reason,
-            requested
-                .additions
+            new_items
                 .iter()
                 .map(u64::to_string)
                 .collect::<Vec<_>>()
