@@ -36,10 +36,7 @@ impl EventSink {
             .strip_prefix("whsec_")
             .and_then(|k| STANDARD.decode(k).ok())
             .ok_or("the secret must be whsec_<base64>")?;
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = http_client()?;
         Ok(Self {
             url: url.into(),
             key,
@@ -63,22 +60,36 @@ impl EventSink {
         mac.update(b".");
         mac.update(&bytes);
         let signature = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
-        let answer = self
+        let request = self
             .http
             .post(&self.url)
-            .header("content-type", "application/json")
             .header("webhook-id", id)
             .header("webhook-timestamp", timestamp)
             .header("webhook-signature", signature)
-            .header("x-webhook-topic", topic)
-            .body(bytes)
-            .send()
-            .await
-            .map_err(|e| format!("the OMS did not answer: {e}"))?;
-        let status = answer.status().as_u16();
-        let body = answer.json().await.unwrap_or(Value::Null);
-        Ok((status, body))
+            .header("x-webhook-topic", topic);
+        deliver(request, bytes).await
     }
+}
+
+/// The client the simulated systems send their webhooks with.
+fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Sends a signed webhook's JSON body; the OMS's status and answer.
+async fn deliver(request: reqwest::RequestBuilder, body: Vec<u8>) -> Result<(u16, Value), String> {
+    let answer = request
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("the OMS did not answer: {e}"))?;
+    let status = answer.status().as_u16();
+    let body = answer.json().await.unwrap_or(Value::Null);
+    Ok((status, body))
 }
 
 /// `POST /control/wms/orders/{id}/{event}` with `event` one of `ship`
@@ -175,10 +186,7 @@ impl ShopWebhookSink {
                 ))
             })
             .collect();
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = http_client()?;
         Ok(Self {
             url: url.into(),
             secrets,
@@ -204,21 +212,14 @@ impl ShopWebhookSink {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
         mac.update(&bytes);
         let signature = STANDARD.encode(mac.finalize().into_bytes());
-        let answer = self
+        let request = self
             .http
             .post(&self.url)
-            .header("content-type", "application/json")
             .header("x-shopify-shop-domain", shop)
             .header("x-shopify-topic", topic)
             .header("x-shopify-hmac-sha256", signature)
-            .header("x-shopify-webhook-id", id)
-            .body(bytes)
-            .send()
-            .await
-            .map_err(|e| format!("the OMS did not answer: {e}"))?;
-        let status = answer.status().as_u16();
-        let body = answer.json().await.unwrap_or(Value::Null);
-        Ok((status, body))
+            .header("x-shopify-webhook-id", id);
+        deliver(request, bytes).await
     }
 }
 

@@ -265,20 +265,7 @@ impl ShopifyClient {
     ) -> Result<ShipmentReport, ClientError> {
         const OPEN_ORDERS: &str = "query($id: ID!) { order(id: $id) { fulfillmentOrders(first: 20) { nodes { id status } } } }";
         const CREATE: &str = "mutation($fulfillment: FulfillmentInput!) { fulfillmentCreate(fulfillment: $fulfillment) { fulfillment { id status } userErrors { field message } } }";
-        let data = self
-            .graphql(
-                OPEN_ORDERS,
-                json!({ "id": format!("gid://shopify/Order/{order_id}") }),
-            )
-            .await?;
-        let order =
-            data.get("order")
-                .filter(|o| !o.is_null())
-                .ok_or_else(|| ClientError::Permanent {
-                    service: SERVICE,
-                    status: 200,
-                    message: format!("the shop has no order {order_id}"),
-                })?;
+        let order = self.order(OPEN_ORDERS, order_id).await?;
         // Fulfillable now; ON_HOLD and SCHEDULED need someone in the admin.
         let open: Vec<Value> = order
             .pointer("/fulfillmentOrders/nodes")
@@ -321,6 +308,25 @@ impl ShopifyClient {
         Ok(ShipmentReport::Created { fulfillment_id: id })
     }
 
+    /// Runs `query` (taking `$id`) on order `order_id` (Shopify's numeric
+    /// id); its `order`, or a permanent failure when the shop has none.
+    async fn order(&self, query: &str, order_id: &str) -> Result<Value, ClientError> {
+        let mut data = self
+            .graphql(
+                query,
+                json!({ "id": format!("gid://shopify/Order/{order_id}") }),
+            )
+            .await?;
+        data.get_mut("order")
+            .map(Value::take)
+            .filter(|o| !o.is_null())
+            .ok_or_else(|| ClientError::Permanent {
+                service: SERVICE,
+                status: 200,
+                message: format!("the shop has no order {order_id}"),
+            })
+    }
+
     /// Gives the shipment of order `order_id` (Shopify's numeric id) new
     /// tracking: its latest successful fulfillment is updated and the
     /// customer told. Safe to repeat (the same tracking is set again).
@@ -332,20 +338,7 @@ impl ShopifyClient {
         const FULFILLMENTS: &str =
             "query($id: ID!) { order(id: $id) { fulfillments(first: 20) { id status } } }";
         const UPDATE: &str = "mutation($id: ID!, $tracking: FulfillmentTrackingInput!) { fulfillmentTrackingInfoUpdate(fulfillmentId: $id, trackingInfoInput: $tracking, notifyCustomer: true) { fulfillment { id } userErrors { field message } } }";
-        let data = self
-            .graphql(
-                FULFILLMENTS,
-                json!({ "id": format!("gid://shopify/Order/{order_id}") }),
-            )
-            .await?;
-        let order =
-            data.get("order")
-                .filter(|o| !o.is_null())
-                .ok_or_else(|| ClientError::Permanent {
-                    service: SERVICE,
-                    status: 200,
-                    message: format!("the shop has no order {order_id}"),
-                })?;
+        let order = self.order(FULFILLMENTS, order_id).await?;
         // The latest one that was not cancelled is the parcel on its way.
         let Some(fulfillment_id) = order
             .get("fulfillments")

@@ -2,27 +2,33 @@
 // The workflow macros generate public items without doc comments.
 #![allow(missing_docs)]
 
-use std::{pin::pin, time::Duration};
+use std::time::Duration;
 
 use domain::{Channel, OrderStatus};
 use serde::{Deserialize, Serialize};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_workflow::{
-    ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions, CancellableFuture, RetryPolicy,
-    RetryState, SyncWorkflowContext, WorkflowContext, WorkflowContextView, WorkflowResult,
-    common::error::IncomingError, join, select,
+    ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions, RetryPolicy, RetryState,
+    SyncWorkflowContext, WorkflowContext, WorkflowContextView, WorkflowResult,
+    common::error::IncomingError, join,
 };
 use uuid::Uuid;
 
 use crate::contracts::{
-    AdjustOrder, Adjustment, AdoptFulfillment, Adoption, CancelFulfillment, CheckWmsStock, Claim,
-    ClaimCompensation, Compensation, FulfillmentAccepted, LineProblem, LineQty, OrderAdjustment,
-    OrderInput, PaymentEvent, RecordOrder, ReleaseOrder, ReportShipment, ReserveOrder,
-    ReserveOrderInput, ReserveOutcome, SagaPolicy, Sale, SellOrder, SettleWithWarehouse,
-    StatusChange, SubmitFulfillment, SyncChannels, SyncInput, SyncReport, Transition,
-    TransitionOrder, UpdateShipmentTracking, WarehouseCheck, error_types,
+    AdoptFulfillment, Adoption, CancelFulfillment, CheckWmsStock, Claim, ClaimCompensation,
+    Compensation, FulfillmentAccepted, LineProblem, LineQty, OrderAdjustment, OrderInput,
+    PaymentEvent, RecordOrder, ReleaseOrder, ReportShipment, ReserveOrder, ReserveOrderInput,
+    ReserveOutcome, SagaPolicy, Sale, SellOrder, SettleWithWarehouse, StatusChange,
+    SubmitFulfillment, SyncChannels, SyncInput, SyncReport, Transition, TransitionOrder,
+    UpdateShipmentTracking, WarehouseCheck, error_types,
 };
 use crate::search;
+
+mod adjustment;
+mod payment;
+
+use adjustment::{adjust, adjustable};
+use payment::await_payment;
 
 /// Pinned workflow type name.
 pub const ORDER_WORKFLOW_TYPE: &str = "oms.OrderWorkflow";
@@ -565,212 +571,6 @@ async fn apply_change(
     ctx.state_mut(|s| s.view.reason = change.reason.clone());
     set_status(ctx, change.to);
     Ok(())
-}
-
-/// Statuses in which units can come off an order: reserved and not shipped,
-/// not being handed over.
-fn adjustable(status: OrderStatus) -> bool {
-    matches!(
-        status,
-        OrderStatus::AwaitingPayment | OrderStatus::FulfillmentRequested | OrderStatus::OnHold
-    )
-}
-
-async fn adjust(
-    ctx: &mut WorkflowContext<OrderWorkflow>,
-    adjustment: OrderAdjustment,
-) -> Result<(), UpdateError> {
-    let (order_id, policy, status) =
-        ctx.state(|s| (s.input.order_id, s.input.policy.clone(), s.view.status));
-    let at_warehouse = status != OrderStatus::AwaitingPayment;
-    if at_warehouse {
-        // The warehouse's orders cannot be edited: cancelled first, so a
-        // refusal (already picked) leaves everything as it was.
-        if let Err(e) = ctx
-            .execute_activity(
-                CancelFulfillment,
-                order_id,
-                remote_opts(&policy, policy.fulfillment_deadline_secs),
-            )
-            .await
-        {
-            let reason = format!(
-                "{} was not applied: the warehouse did not cancel its order ({})",
-                adjustment.reason,
-                failure_text(&e)
-            );
-            notify(
-                ctx,
-                order_id,
-                &policy,
-                reason.clone(),
-                "adjustment_not_applied",
-            )
-            .await;
-            return Err(reason.into());
-        }
-    }
-    let key = adjustment.key.clone();
-    let adjusted = ctx
-        .execute_activity(
-            AdjustOrder,
-            Adjustment {
-                order_id,
-                adjustment,
-                at_warehouse,
-            },
-            db_opts(&policy),
-        )
-        .await
-        .map_err(|e| failure_text(&e))?;
-    ctx.state_mut(|s| s.adjustments.push(key));
-    step(ctx, format!("adjusted: {}", adjusted.summary));
-    if adjusted.refused.is_some() {
-        // The units an edit added are not in stock: the order stays as it
-        // was (and goes back to the warehouse as it was).
-        let reason = adjusted.summary.clone();
-        notify(ctx, order_id, &policy, reason, "adjustment_not_applied").await;
-    } else if adjusted.remaining_units == 0 {
-        // Every unit came off: nothing is left to ship.
-        return apply_change(
-            ctx,
-            StatusChange {
-                to: OrderStatus::Cancelled,
-                reason: Some(format!("nothing left to ship ({})", adjusted.summary)),
-            },
-        )
-        .await;
-    }
-    if at_warehouse {
-        let replaced = ctx
-            .execute_activity(
-                SubmitFulfillment,
-                order_id,
-                remote_opts(&policy, policy.fulfillment_deadline_secs),
-            )
-            .await;
-        match replaced {
-            Ok(FulfillmentAccepted { wms_order_id }) => {
-                step(
-                    ctx,
-                    format!("warehouse order replaced: wms order {wms_order_id}"),
-                );
-                ctx.state_mut(|s| s.view.wms_order_id = Some(wms_order_id));
-            }
-            Err(e) => {
-                // Its old order is cancelled and the new one refused: what
-                // is left of the order cannot ship. Released, cancelled, and
-                // a person is told.
-                let reason = format!(
-                    "the warehouse refused the adjusted order: {}",
-                    failure_text(&e)
-                );
-                notify(ctx, order_id, &policy, reason.clone(), "adjustment_failed").await;
-                return apply_change(
-                    ctx,
-                    StatusChange {
-                        to: OrderStatus::Cancelled,
-                        reason: Some(reason),
-                    },
-                )
-                .await;
-            }
-        }
-    }
-    match adjusted.refused {
-        Some(_) => Err(adjusted.summary.into()),
-        None => Ok(()),
-    }
-}
-
-/// Holds the reserved order until the shop reports it paid. Returns whether
-/// it was: the hand-over to the warehouse goes on. Otherwise the order is
-/// cancelled and its units released — its payment failed, did not come
-/// within the policy's time, or a client cancelled it meanwhile.
-async fn await_payment(ctx: &mut WorkflowContext<OrderWorkflow>) -> WorkflowResult<bool> {
-    let (order_id, policy) = ctx.state(|s| (s.input.order_id, s.input.policy.clone()));
-    let mut expired = false;
-    if ctx.state(|s| s.payment.is_none()) {
-        ctx.execute_activity(
-            TransitionOrder,
-            Transition {
-                order_id,
-                to: Some(OrderStatus::AwaitingPayment),
-                reason: Some("its payment is not captured yet".into()),
-                problems: Vec::new(),
-                notify: None,
-            },
-            db_opts(&policy),
-        )
-        .await?;
-        set_status(ctx, OrderStatus::AwaitingPayment);
-        step(ctx, "awaiting payment".into());
-        let mut expiry = pin!(ctx.timer(Duration::from_secs(policy.unpaid_expiry_secs.max(1))));
-        let decided = select! {
-            r = ctx.wait_condition(|s: &OrderWorkflow| {
-                (s.payment.is_some() && !s.busy) || s.view.status.is_final()
-            }) => { r?; true }
-            _ = expiry.as_mut() => false,
-        };
-        if decided {
-            expiry.cancel();
-        }
-        expired = !decided;
-        // A cancellation being applied meanwhile finishes first.
-        ctx.wait_condition(|s| !s.busy).await?;
-        if ctx.state(|s| s.view.status.is_final()) {
-            return Ok(false);
-        }
-    }
-    let reason = match ctx.state(|s| s.payment.clone()) {
-        Some(PaymentEvent::Paid) => {
-            // RESERVED in this workflow at once: a cancellation arriving now
-            // waits for the hand-over, as for any order.
-            let was = ctx.state(|s| s.view.status);
-            set_status(ctx, OrderStatus::Reserved);
-            if was == OrderStatus::AwaitingPayment {
-                ctx.execute_activity(
-                    TransitionOrder,
-                    Transition {
-                        order_id,
-                        to: Some(OrderStatus::Reserved),
-                        reason: Some("paid".into()),
-                        problems: Vec::new(),
-                        notify: None,
-                    },
-                    db_opts(&policy),
-                )
-                .await?;
-            }
-            step(ctx, "paid".into());
-            return Ok(true);
-        }
-        Some(PaymentEvent::Failed { reason }) => format!("its payment failed: {reason}"),
-        None => {
-            debug_assert!(expired);
-            format!(
-                "not paid within {} hour(s)",
-                policy.unpaid_expiry_secs.div_ceil(3600)
-            )
-        }
-    };
-    ctx.state_mut(|s| s.busy = true);
-    let cancelled = apply_change(
-        ctx,
-        StatusChange {
-            to: OrderStatus::Cancelled,
-            reason: Some(reason),
-        },
-    )
-    .await;
-    if let Err(e) = cancelled {
-        // Left awaiting payment, with a person told: a client may still
-        // cancel it through the orders API.
-        let reason = format!("the order could not be cancelled: {e}");
-        notify(ctx, order_id, &policy, reason, "status_change_failed").await;
-    }
-    ctx.state_mut(|s| s.busy = false);
-    Ok(false)
 }
 
 /// Reports the shipment to the order's shop. The order is SHIPPED whatever

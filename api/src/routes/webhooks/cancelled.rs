@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use workflows::contracts::StatusChange;
 
-use super::{Handled, Processor, answer, dead_letter, flag};
+use super::{Handled, Processor, answer, dead_letter, flag, parse_or_dead_letter};
 use crate::{error::ApiError, metrics::WebhookOutcome};
 
 /// How long the handler waits for the workflow to take the change, and then
@@ -45,12 +45,9 @@ pub async fn handle(
     topic: &str,
     webhook_id: Option<&str>,
 ) -> Handled {
-    let dto = match serde_json::from_slice::<CancelledDto>(body) {
+    let dto: CancelledDto = match parse_or_dead_letter(state, shop, topic, webhook_id, body).await {
         Ok(dto) => dto,
-        Err(e) => {
-            let reason = format!("payload does not match the orders/cancelled shape: {e}");
-            return dead_letter(state, shop.as_str(), topic, webhook_id, &reason, body).await;
-        }
+        Err(answer) => return answer,
     };
     // Shopify's reasons are a short enum (customer, fraud, inventory,
     // declined, staff, other): anything else is not echoed into history.

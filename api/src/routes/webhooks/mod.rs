@@ -137,6 +137,24 @@ async fn dead_letter(
     )
 }
 
+/// A delivery's payload as `T`, or (`Err`) the answer that dead-lettered
+/// it; the reason names the shape it does not match.
+async fn parse_or_dead_letter<T: serde::de::DeserializeOwned>(
+    state: &Processor,
+    shop: &ShopDomain,
+    topic: &str,
+    webhook_id: Option<&str>,
+    body: &[u8],
+) -> Result<T, Handled> {
+    match serde_json::from_slice(body) {
+        Ok(dto) => Ok(dto),
+        Err(e) => {
+            let reason = format!("payload does not match the {topic} shape: {e}");
+            Err(dead_letter(state, shop.as_str(), topic, webhook_id, &reason, body).await)
+        }
+    }
+}
+
 /// Leaves a `kind` notification on the order for a person (its status
 /// stays) and answers `flagged` with `order`.
 async fn flag(

@@ -10,7 +10,7 @@ use domain::{Channel, FinancialStatus, OrderStatus, ShopDomain, order_id_for};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Handled, Processor, answer, dead_letter};
+use super::{Handled, Processor, answer, parse_or_dead_letter};
 use crate::{
     intake::{pass_on_payment, payment_event},
     metrics::WebhookOutcome,
@@ -31,12 +31,9 @@ pub async fn handle(
     topic: &str,
     webhook_id: Option<&str>,
 ) -> Handled {
-    let dto = match serde_json::from_slice::<PaymentDto>(body) {
+    let dto: PaymentDto = match parse_or_dead_letter(state, shop, topic, webhook_id, body).await {
         Ok(dto) => dto,
-        Err(e) => {
-            let reason = format!("payload does not match the {topic} shape: {e}");
-            return dead_letter(state, shop.as_str(), topic, webhook_id, &reason, body).await;
-        }
+        Err(answer) => return answer,
     };
     let reported = dto
         .financial_status

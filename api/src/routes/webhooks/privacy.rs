@@ -11,7 +11,7 @@ use domain::ShopDomain;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Handled, Processor, answer, dead_letter};
+use super::{Handled, Processor, answer, parse_or_dead_letter};
 use crate::metrics::WebhookOutcome;
 
 /// The topics handled here.
@@ -64,12 +64,9 @@ pub async fn handle(
             WebhookOutcome::Accepted,
         );
     }
-    let dto = match serde_json::from_slice::<PrivacyDto>(body) {
+    let dto: PrivacyDto = match parse_or_dead_letter(state, shop, topic, webhook_id, body).await {
         Ok(dto) => dto,
-        Err(e) => {
-            let reason = format!("payload does not match the {topic} shape: {e}");
-            return dead_letter(state, shop.as_str(), topic, webhook_id, &reason, body).await;
-        }
+        Err(answer) => return answer,
     };
     let customer = dto.customer.and_then(|c| c.id).map(|id| id.to_string());
     let request_id = dto.data_request.and_then(|r| r.id).map(|id| id.to_string());
