@@ -478,6 +478,9 @@ impl OrderActivities {
                 TrackingUpdate::NoFulfillment => {
                     "no fulfillment in Shopify yet: the shipment report carries it".to_string()
                 }
+                TrackingUpdate::Unchanged { fulfillment_id } => {
+                    format!("fulfillment {fulfillment_id} already shows this tracking")
+                }
             })
         };
         observed(&self.metrics, &ctx, Some(order_id), work).await

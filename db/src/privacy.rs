@@ -172,6 +172,22 @@ impl Db {
         .await?)
     }
 
+    /// The request Shopify numbered `shopify_request_id` for `shop`, if it
+    /// was recorded (a redelivery).
+    pub async fn privacy_request_recorded(
+        &self,
+        shop: &str,
+        shopify_request_id: &str,
+    ) -> Result<Option<i64>, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM privacy_requests WHERE shop_domain = $1 AND shopify_request_id = $2 ORDER BY id LIMIT 1",
+        )
+        .bind(shop)
+        .bind(shopify_request_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// Privacy requests, newest first.
     pub async fn privacy_requests(&self, limit: i64) -> Result<Vec<PrivacyRequest>, DbError> {
         Ok(

@@ -455,7 +455,11 @@ impl ShopModel {
             .fulfillments
             .iter()
             .filter(|f| f.order_id == order)
-            .map(|f| json!({ "id": f.id, "status": "SUCCESS" }))
+            .map(|f| {
+                json!({ "id": f.id, "status": "SUCCESS", "trackingInfo": [
+                    { "company": f.company, "number": f.number, "url": f.url }
+                ] })
+            })
             .collect();
         (
             StatusCode::OK,

@@ -177,6 +177,11 @@ pub enum TrackingUpdate {
     /// The order has no fulfillment yet: the shipment's report will carry
     /// the latest tracking.
     NoFulfillment,
+    /// The fulfillment already shows this tracking (a repeated report).
+    Unchanged {
+        /// The fulfillment's GID.
+        fulfillment_id: String,
+    },
 }
 
 /// A webhook subscription of the app in a shop.
@@ -335,23 +340,32 @@ impl ShopifyClient {
         order_id: &str,
         tracking: &ShipmentTracking,
     ) -> Result<TrackingUpdate, ClientError> {
-        const FULFILLMENTS: &str =
-            "query($id: ID!) { order(id: $id) { fulfillments(first: 20) { id status } } }";
+        const FULFILLMENTS: &str = "query($id: ID!) { order(id: $id) { fulfillments(first: 20) { id status trackingInfo { company number url } } } }";
         const UPDATE: &str = "mutation($id: ID!, $tracking: FulfillmentTrackingInput!) { fulfillmentTrackingInfoUpdate(fulfillmentId: $id, trackingInfoInput: $tracking, notifyCustomer: true) { fulfillment { id } userErrors { field message } } }";
         let order = self.order(FULFILLMENTS, order_id).await?;
         // The latest one that was not cancelled is the parcel on its way.
-        let Some(fulfillment_id) = order
+        let Some(latest) = order
             .get("fulfillments")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter(|f| f.get("status").and_then(Value::as_str) == Some("SUCCESS"))
-            .filter_map(|f| f.get("id").and_then(Value::as_str))
-            .next_back()
-            .map(str::to_string)
+            .rfind(|f| f.get("status").and_then(Value::as_str) == Some("SUCCESS"))
         else {
             return Ok(TrackingUpdate::NoFulfillment);
         };
+        let fulfillment_id = latest
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        // A repeated report changes nothing and mails nobody twice.
+        let shown = latest.pointer("/trackingInfo/0");
+        let same = |key: &str, ours: &Option<String>| {
+            shown.and_then(|t| t.get(key)).and_then(Value::as_str) == ours.as_deref()
+        };
+        if same("number", &tracking.number) && same("company", &tracking.company) {
+            return Ok(TrackingUpdate::Unchanged { fulfillment_id });
+        }
         let data = self
             .graphql(
                 UPDATE,

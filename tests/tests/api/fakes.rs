@@ -54,6 +54,17 @@ impl FakeShop {
             .collect()
     }
 
+    /// How often the OMS changed the tracking of a fulfillment since.
+    pub fn tracking_updates(&self) -> u32 {
+        self.model
+            .lock()
+            .unwrap()
+            .fulfillments()
+            .iter()
+            .map(|f| f.tracking_updates)
+            .sum()
+    }
+
     pub fn stats(&self) -> Stats {
         self.model.lock().unwrap().stats()
     }

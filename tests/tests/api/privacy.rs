@@ -327,6 +327,14 @@ async fn a_customer_redaction_leaves_no_name_or_address_of_theirs_behind(pool: P
         )
         .await;
         assert_eq!(asked["status"], "recorded", "{asked}");
+        let again = send(
+            "customers/data_request",
+            json!({"shop_id": 1, "shop_domain": SHOPS[0], "orders_requested": [91_404],
+                   "customer": {"id": 2}, "data_request": {"id": 9_999}}),
+        )
+        .await;
+        assert_eq!(again["status"], "duplicate", "{again}");
+        assert_eq!(again["privacyRequestId"], asked["privacyRequestId"]);
         let export = std::process::Command::new(crate::helpers::built_binary("oms-api"))
             .args(["privacy", "export", &asked["privacyRequestId"].to_string()])
             .env("DATABASE_URL", crate::helpers::database_url(&pool))

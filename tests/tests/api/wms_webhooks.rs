@@ -144,14 +144,31 @@ async fn a_shipment_reported_by_the_warehouse_ships_the_order_sells_its_units_an
                 )]
         })
         .await;
+        assert_eq!(env.shops[0].fake.tracking_updates(), 1);
+        // Redelivered: Shopify already shows it, so nothing is written and
+        // the customer is not mailed twice.
+        let r = deliver(&env.app, "order.shipment.tracking.updated", &update).await;
+        assert_eq!(r.status(), 200);
+        let client = orchestrator::connect(&env.worker.temporal).await.unwrap();
+        let workflow = format!("order:shopify:{}:91601", crate::saga_support::SHOPS[0]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !orchestrator::query_order(&client, &workflow)
+            .await
+            .unwrap()
+            .steps
+            .iter()
+            .any(|s| s.contains("already shows this tracking"))
+        {
+            assert!(std::time::Instant::now() < deadline, "not reported again");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(env.shops[0].fake.tracking_updates(), 1);
 
-        let r = deliver(
-            &env.app,
-            "order.delivered",
-            &json!({"reference_id": order.to_string()}),
-        )
-        .await;
+        let delivered = json!({"reference_id": order.to_string()});
+        let r = deliver(&env.app, "order.delivered", &delivered).await;
         assert_eq!(r.json::<Value>().await.unwrap()["status"], "delivered");
+        let again = deliver(&env.app, "order.delivered", &delivered).await;
+        assert_eq!(again.json::<Value>().await.unwrap()["status"], "duplicate");
         assert_eq!(env.status(order).await, "DELIVERED");
         assert_eq!(env.app.levels("PARCEL").await, (1, 0, 3));
     })

@@ -71,6 +71,18 @@ pub async fn handle(
     let customer = dto.customer.and_then(|c| c.id).map(|id| id.to_string());
     let request_id = dto.data_request.and_then(|r| r.id).map(|id| id.to_string());
     let ids = |v: Vec<u64>| v.into_iter().map(|id| id.to_string()).collect::<Vec<_>>();
+    if let (Some(shopify_id), "customers/data_request") = (request_id.as_deref(), topic)
+        && let Some(id) = state
+            .db
+            .privacy_request_recorded(shop.as_str(), shopify_id)
+            .await?
+    {
+        return answer(
+            "duplicate",
+            json!({ "privacyRequestId": id }),
+            WebhookOutcome::Duplicate,
+        );
+    }
     let (orders, redacted) = match topic {
         "customers/data_request" => (ids(dto.orders_requested), Redacted::default()),
         "customers/redact" => {
