@@ -13,6 +13,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 mod pagination;
+pub mod payload;
 mod routes;
 mod settings;
 pub mod shopify_dto;

@@ -61,12 +61,8 @@ pub fn map_order(
     policy: SagaPolicy,
     gate: &PaymentGate,
 ) -> Result<OrderInput, MappingError> {
-    serde_json::from_slice::<ShopifyOrderDto>(body)
-        .map_err(|e| {
-            MappingError::Invalid(format!(
-                "payload does not match the orders/create shape: {e}"
-            ))
-        })
+    crate::payload::parse::<ShopifyOrderDto>("orders/create", body)
+        .map_err(MappingError::Invalid)
         .and_then(|dto| dto.into_order(shop, request_id, policy, gate))
 }
 

@@ -297,23 +297,23 @@ async fn a_customer_redaction_leaves_no_name_or_address_of_theirs_behind(pool: P
         };
         send(
             "orders/create",
-            order_of(91_403, 1, "Ada Lovelace", &[("REDACT-ME", 1)]),
+            order_of(91_413, 1, "Ada Lovelace", &[("REDACT-ME", 1)]),
         )
         .await;
         send(
             "orders/create",
-            order_of(91_404, 2, "Grace Hopper", &[("REDACT-ME", 1)]),
+            order_of(91_414, 2, "Grace Hopper", &[("REDACT-ME", 1)]),
         )
         .await;
         // One of Ada's orders could not be processed: its payload is kept.
         let broken = send(
             "orders/create",
-            order_of(91_405, 1, "Ada Lovelace", &[("REDACT-ME", 0)]),
+            order_of(91_415, 1, "Ada Lovelace", &[("REDACT-ME", 0)]),
         )
         .await;
         assert_eq!(broken["status"], "dead_lettered");
-        let ada = order_id(SHOPS[0], 91_403);
-        let grace = order_id(SHOPS[0], 91_404);
+        let ada = order_id(SHOPS[0], 91_413);
+        let grace = order_id(SHOPS[0], 91_414);
         env.wait_for_status(ada, &["FULFILLMENT_REQUESTED"]).await;
         env.wait_for_status(grace, &["FULFILLMENT_REQUESTED"]).await;
         assert!(everything_stored(&pool).await.contains("Lovelace"));
@@ -321,7 +321,7 @@ async fn a_customer_redaction_leaves_no_name_or_address_of_theirs_behind(pool: P
         // Grace asks what the shop holds about her: recorded for export.
         let asked = send(
             "customers/data_request",
-            json!({"shop_id": 1, "shop_domain": SHOPS[0], "orders_requested": [91_404],
+            json!({"shop_id": 1, "shop_domain": SHOPS[0], "orders_requested": [91_414],
                    "customer": {"id": 2, "email": "grace@example.com", "phone": "555-0100"},
                    "data_request": {"id": 9_999}}),
         )
@@ -329,7 +329,7 @@ async fn a_customer_redaction_leaves_no_name_or_address_of_theirs_behind(pool: P
         assert_eq!(asked["status"], "recorded", "{asked}");
         let again = send(
             "customers/data_request",
-            json!({"shop_id": 1, "shop_domain": SHOPS[0], "orders_requested": [91_404],
+            json!({"shop_id": 1, "shop_domain": SHOPS[0], "orders_requested": [91_414],
                    "customer": {"id": 2}, "data_request": {"id": 9_999}}),
         )
         .await;
@@ -352,7 +352,7 @@ async fn a_customer_redaction_leaves_no_name_or_address_of_theirs_behind(pool: P
         // Ada asks to be forgotten.
         let redact = json!({"shop_id": 1, "shop_domain": SHOPS[0],
                             "customer": {"id": 1, "email": "ada@example.com", "phone": "555-0199"},
-                            "orders_to_redact": [91_403, 91_405]});
+                            "orders_to_redact": [91_413, 91_415]});
         let done = send("customers/redact", redact.clone()).await;
         assert_eq!(done["status"], "redacted", "{done}");
         assert_eq!(done["redacted"], json!({"orders": 1, "deadLetters": 1}));

@@ -166,10 +166,14 @@ async fn text_postgres_cannot_store_and_prices_that_do_not_fit_are_dead_lettered
     huge_price["line_items"][0]["price"] = json!("99999999999999.99");
     let mut nul_name = order_payload(91_403, &[("TSHIRT", 1)]);
     nul_name["shipping_address"]["name"] = json!("Ada\u{0}");
+    // A value of the wrong type: the parser would quote it.
+    let mut named_quantity = order_payload(91_406, &[("TSHIRT", 1)]);
+    named_quantity["line_items"][0]["quantity"] = json!("Ada Lovelace");
     for (payload, field) in [
         (nul_sku, "line_items[0].sku"),
         (huge_price, "line_items[0].price"),
         (nul_name, "shipping_address.name"),
+        (named_quantity, "line_items[0].quantity"),
     ] {
         let body = serde_json::to_vec(&payload).unwrap();
         let r = env.send_webhook(SHOPS[0], "orders/create", &body).await;

@@ -75,9 +75,8 @@ struct Requested {
 }
 
 fn parse(topic: &str, body: &[u8]) -> Result<Requested, String> {
-    let shape = |e: serde_json::Error| format!("payload does not match the {topic} shape: {e}");
     if topic == "refunds/create" {
-        let dto: RefundDto = serde_json::from_slice(body).map_err(shape)?;
+        let dto: RefundDto = crate::payload::parse(topic, body)?;
         return Ok(Requested {
             key: format!("refund:{}", dto.id),
             reason: format!("refund {}", dto.id),
@@ -95,7 +94,7 @@ fn parse(topic: &str, body: &[u8]) -> Result<Requested, String> {
             additions: Vec::new(),
         });
     }
-    let dto: EditedDto = serde_json::from_slice(body).map_err(shape)?;
+    let dto: EditedDto = crate::payload::parse(topic, body)?;
     let lines = dto.order_edit.line_items.unwrap_or_default();
     Ok(Requested {
         key: format!("edit:{}", dto.order_edit.id),

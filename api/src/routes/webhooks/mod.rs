@@ -146,10 +146,9 @@ async fn parse_or_dead_letter<T: serde::de::DeserializeOwned>(
     webhook_id: Option<&str>,
     body: &[u8],
 ) -> Result<T, Handled> {
-    match serde_json::from_slice(body) {
+    match crate::payload::parse(topic, body) {
         Ok(dto) => Ok(dto),
-        Err(e) => {
-            let reason = format!("payload does not match the {topic} shape: {e}");
+        Err(reason) => {
             Err(dead_letter(state, shop.as_str(), topic, webhook_id, &reason, body).await)
         }
     }

@@ -148,11 +148,9 @@ pub async fn process(state: &Processor, body: &[u8], topic: &str) -> Handled {
             WebhookOutcome::Ignored,
         );
     }
-    let event = match serde_json::from_slice::<EventDto>(body) {
+    let event = match crate::payload::parse::<EventDto>(topic, body) {
         Ok(event) => event,
-        Err(e) => {
-            return dead_letter(state, topic, &format!("payload does not parse: {e}"), body).await;
-        }
+        Err(reason) => return dead_letter(state, topic, &reason, body).await,
     };
     // A replaced warehouse order carries `<order id>~<revision>`.
     let Some(order_id) = event
