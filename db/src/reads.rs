@@ -76,6 +76,9 @@ pub struct OrderSummary {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// The kinds of the notifications that ask a person about it (see
+    /// `notifications` in the order), so a list shows what needs attention.
+    pub notification_kinds: Vec<String>,
 }
 
 /// Text that is stored as `''` when absent.
@@ -177,6 +180,8 @@ pub struct OrderFilter {
     pub created_from: Option<DateTime<Utc>>,
     /// Created before.
     pub created_to: Option<DateTime<Utc>>,
+    /// Only orders with a notification of this kind.
+    pub notification: Option<String>,
 }
 
 /// Position after which a page starts (newest first: created_at, then id).
@@ -189,7 +194,8 @@ pub struct OrderCursor {
 }
 
 const SUMMARY_COLUMNS: &str = "id, channel, shop_domain AS shop, external_id, name, status, status_reason, \
-     workflow_id, wms_order_id, placed_at, created_at, updated_at";
+     workflow_id, wms_order_id, placed_at, created_at, updated_at, \
+     ARRAY(SELECT DISTINCT n.kind FROM notifications n WHERE n.order_id = orders.id ORDER BY n.kind) AS notification_kinds";
 
 impl Db {
     /// An order with its lines, reservations and history.
@@ -326,6 +332,8 @@ impl Db {
               AND ($3::timestamptz IS NULL OR created_at >= $3)
               AND ($4::timestamptz IS NULL OR created_at < $4)
               AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
+              AND ($8::text IS NULL OR EXISTS (
+                    SELECT 1 FROM notifications n WHERE n.order_id = orders.id AND n.kind = $8))
             ORDER BY created_at DESC, id DESC
             LIMIT $7
             "#
@@ -337,6 +345,7 @@ impl Db {
         .bind(cursor.map(|c| c.created_at))
         .bind(cursor.map(|c| c.id))
         .bind(limit)
+        .bind(filter.notification.as_deref())
         .fetch_all(&self.pool)
         .await?;
         let next = (i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit)

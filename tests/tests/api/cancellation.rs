@@ -110,6 +110,24 @@ async fn a_cancellation_after_shipping_releases_nothing_and_flags_the_order(pool
             .filter(|k| k == "cancelled_after_shipping")
             .count();
         assert_eq!(flags, 1, "flagged once, however often Shopify redelivers");
+
+        // The list shows it, and finds the orders that need a person.
+        let flagged = env
+            .app
+            .get_json("/orders?notification=cancelled_after_shipping")
+            .await;
+        let items = flagged["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{flagged}");
+        assert_eq!(items[0]["id"], order.to_string());
+        assert_eq!(
+            items[0]["notificationKinds"],
+            json!(["cancelled_after_shipping"])
+        );
+        let none = env.app.get_json("/orders?notification=order_on_hold").await;
+        assert_eq!(none["items"], json!([]));
+        let bad = env.app.get("/orders?notification=DROP%20TABLE").await;
+        let problem = crate::helpers::assert_problem(bad, 400, "validation_failed").await;
+        assert_eq!(problem["errors"][0]["field"], "notification", "{problem}");
     })
     .await;
 }

@@ -165,6 +165,9 @@ pub struct ListQuery {
     channel: Option<String>,
     created_from: Option<String>,
     created_to: Option<String>,
+    /// Only orders with a notification of this kind (e.g.
+    /// `cancelled_after_shipping`, `order_on_hold`): what asks for a person.
+    notification: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
@@ -199,6 +202,18 @@ impl ListQuery {
         };
         let created_from = parse_time(&mut errors, "createdFrom", self.created_from.as_deref());
         let created_to = parse_time(&mut errors, "createdTo", self.created_to.as_deref());
+        let notification = self.notification.filter(|kind| {
+            let known = !kind.is_empty()
+                && kind.len() <= 64
+                && kind.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+            if !known {
+                errors.push(FieldError::new(
+                    "notification",
+                    "must be a notification kind: lower-case letters and _",
+                ));
+            }
+            known
+        });
         let limit = parse_limit(&mut errors, self.limit.as_deref());
         let cursor = match self.cursor.as_deref().map(decode_order_cursor) {
             None => None,
@@ -219,6 +234,7 @@ impl ListQuery {
             channel,
             created_from,
             created_to,
+            notification,
         };
         Ok((filter, cursor, limit))
     }
