@@ -243,9 +243,9 @@ async fn sweep_expired(db: Db, every: Duration) {
     }
 }
 
-/// Empties dead-lettered payloads past their retention: at start-up, then
-/// hourly (retention is counted in days; every API process may run it, the
-/// update is idempotent).
+/// Empties dead-lettered payloads past their retention, and forgets the
+/// payments reported that long ago: at start-up, then hourly (retention is
+/// counted in days; every API process may run it, both are idempotent).
 async fn purge_dead_letters(db: Db, retention: Duration) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -255,6 +255,11 @@ async fn purge_dead_letters(db: Db, retention: Duration) {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "dead-letter payloads past retention emptied"),
             Err(e) => tracing::warn!(error = %e, "purging dead-letter payloads failed; will retry"),
+        }
+        match db.purge_reported_payments(retention).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "reported payments past retention forgotten"),
+            Err(e) => tracing::warn!(error = %e, "purging reported payments failed; will retry"),
         }
     }
 }

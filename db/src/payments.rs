@@ -38,6 +38,22 @@ impl Db {
         Ok(())
     }
 
+    /// Forgets payments reported more than `retention` ago: an order that
+    /// waited for one has had it (or been cancelled) long before, and one
+    /// that never arrived (nothing to ship) never will. Returns how many.
+    pub async fn purge_reported_payments(
+        &self,
+        retention: std::time::Duration,
+    ) -> Result<u64, DbError> {
+        Ok(sqlx::query(
+            "DELETE FROM order_payments WHERE reported_at < now() - make_interval(secs => $1)",
+        )
+        .bind(retention.as_secs_f64())
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     /// The latest payment status reported for the order, if any.
     pub async fn reported_payment(
         &self,

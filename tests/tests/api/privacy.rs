@@ -214,6 +214,15 @@ async fn dead_letter_payloads_are_emptied_after_their_retention(pool: PgPool) {
     .execute(&pool)
     .await
     .unwrap();
+    // A payment reported for an order that never arrived (nothing to ship).
+    let stray = uuid::Uuid::new_v4();
+    db.record_payment(stray, domain::FinancialStatus::Paid)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE order_payments SET reported_at = now() - interval '31 days'")
+        .execute(&pool)
+        .await
+        .unwrap();
     // The API purges at start-up (then hourly).
     let _app = spawn_app_with(pool.clone(), test_settings()).await;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -240,6 +249,14 @@ async fn dead_letter_payloads_are_emptied_after_their_retention(pool: PgPool) {
     let recent = db.dead_letter_by_id(recent).await.unwrap().unwrap();
     assert!(recent.payload_purged_at.is_none());
     assert!(!recent.payload.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db.reported_payment(stray).await.unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the old payment was not forgotten"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// `payload` as `orders/create` of order `id` shipping to `name`, placed by customer `customer`.
