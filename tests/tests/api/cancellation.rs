@@ -206,6 +206,21 @@ async fn a_cancellation_racing_the_warehouse_hand_over_is_applied_once_it_settle
     with_worker(env.worker.clone(), pool.clone(), async {
         let order = env.place(91_505, &[("RACE", 2)]).await;
         assert_eq!(env.wait_for_status(order, &["RESERVED"]).await, "RESERVED");
+        // Postgres says RESERVED a moment before the workflow has seen the
+        // reservation (until then a cancellation is answered 503 and
+        // Shopify redelivers): this test wants the workflow in RESERVED.
+        let client = orchestrator::connect(&env.worker.temporal).await.unwrap();
+        let workflow = format!("order:shopify:{}:91505", SHOPS[0]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while orchestrator::query_order(&client, &workflow)
+            .await
+            .unwrap()
+            .status
+            != domain::OrderStatus::Reserved
+        {
+            assert!(std::time::Instant::now() < deadline, "never RESERVED");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let r = cancel_in_shopify(&env, 91_505).await;
         assert_eq!(r.status(), 200, "{:?}", r.text().await);
         assert_eq!(
