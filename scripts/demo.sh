@@ -53,6 +53,15 @@ wait_order() {
   psql "$DATABASE_URL" -c "SELECT h.from_status, h.to_status, h.reason FROM order_status_history h JOIN orders o ON o.id = h.order_id WHERE o.shop_domain = '$SHOP' AND o.external_id = '$1' ORDER BY h.id" >&2
 }
 
+# wait_status SHOPIFY_ID STATUS: waits (up to 30 s) until the order is in STATUS.
+wait_status() {
+  local q="SELECT status FROM orders WHERE shop_domain = '$SHOP' AND external_id = '$1'"
+  for _ in $(seq 1 60); do
+    [ "$(psql "$DATABASE_URL" -tAc "$q")" = "$2" ] && break
+    sleep 0.5
+  done
+}
+
 # wait_shops SKU: waits (up to 10 s) until both shops show the OMS's IN_STOCK of SKU.
 wait_shops() {
   local want
@@ -99,10 +108,7 @@ step "A customer cancels an order in Shopify: the workflow cancels it at the war
 show "send_order $ID3 1"
 wait_order "$ID3"
 show "curl -s -X POST $SIM/control/shops/$SHOP/orders/$ID3/cancel -H 'content-type: application/json' -d '{\"reason\": \"customer\"}'"
-for _ in $(seq 1 60); do
-  [ "$(psql "$DATABASE_URL" -tAc "SELECT status FROM orders WHERE shop_domain = '$SHOP' AND external_id = '$ID3'")" = CANCELLED ] && break
-  sleep 0.5
-done
+wait_status "$ID3" CANCELLED
 wait_order "$ID3"
 show "curl -s -H \"\$AUTH\" $B/product/$SKU"
 
@@ -112,10 +118,7 @@ show "send_order $ID4 1"
 wait_order "$ID4"
 WMS_ID=$(psql "$DATABASE_URL" -tAc "SELECT wms_order_id FROM orders WHERE shop_domain = '$SHOP' AND external_id = '$ID4'")
 show "curl -s -X POST $SIM/control/wms/orders/$WMS_ID/ship -H 'content-type: application/json' -d '{\"carrier\": \"USPS\", \"tracking_number\": \"9400100000000000$ID4\"}' | head -c 400; echo ' …'"
-for _ in $(seq 1 60); do
-  [ "$(psql "$DATABASE_URL" -tAc "SELECT status FROM orders WHERE shop_domain = '$SHOP' AND external_id = '$ID4'")" = SHIPPED ] && break
-  sleep 0.5
-done
+wait_status "$ID4" SHIPPED
 for _ in $(seq 1 40); do
   curl -s "$SIM/shops/$SHOP/fulfillments" | grep -q "$ID4" && break
   sleep 0.5
@@ -125,10 +128,7 @@ show "curl -s $SIM/shops/$SHOP/fulfillments"
 ID5=$((ID + 4))
 step "An unpaid order (bank transfer): reserved at once, sent to the warehouse only once Shopify reports it paid"
 show "send_order $ID5 1 pending"
-for _ in $(seq 1 60); do
-  [ "$(psql "$DATABASE_URL" -tAc "SELECT status FROM orders WHERE shop_domain = '$SHOP' AND external_id = '$ID5'")" = AWAITING_PAYMENT ] && break
-  sleep 0.5
-done
+wait_status "$ID5" AWAITING_PAYMENT
 show "psql \"\$DATABASE_URL\" -tAc \"SELECT status FROM orders WHERE shop_domain = '$SHOP' AND external_id = '$ID5'\""
 show "curl -s -X POST $SIM/control/shops/$SHOP/orders/$ID5/paid"
 wait_order "$ID5"

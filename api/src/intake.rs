@@ -35,16 +35,16 @@ pub async fn accept_order<E: From<DbError> + From<TemporalError>>(
 
 /// Signals the order's workflow with the payment reported for it, if one
 /// was and it decides the wait (captured, or never to be).
-pub async fn pass_on_payment<E: From<DbError> + From<TemporalError>>(
+async fn pass_on_payment<E: From<DbError> + From<TemporalError>>(
     db: &Db,
     orchestrator: &Orchestrator,
     order_id: uuid::Uuid,
     workflow_id: &str,
-) -> Result<bool, E> {
-    let Some(event) = db.reported_payment(order_id).await?.and_then(payment_event) else {
-        return Ok(false);
-    };
-    Ok(orchestrator.report_payment(workflow_id, event).await?)
+) -> Result<(), E> {
+    if let Some(event) = db.reported_payment(order_id).await?.and_then(payment_event) {
+        orchestrator.report_payment(workflow_id, event).await?;
+    }
+    Ok(())
 }
 
 /// What a reported payment status means to an order waiting for it:

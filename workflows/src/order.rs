@@ -279,10 +279,7 @@ impl OrderWorkflow {
         if self.busy {
             return Err("another change of this order is in progress".into());
         }
-        // RESERVED: Postgres says FULFILLMENT_REQUESTED a moment before
-        // this workflow has seen the warehouse's answer; the adjustment
-        // waits for it, as a status change does.
-        if !adjustable(self.view.status) && self.view.status != OrderStatus::Reserved {
+        if !self.allows_now_or_after_hand_over(adjustable) {
             return Err(format!("an order in {} cannot be adjusted", self.view.status).into());
         }
         Ok(())
@@ -301,16 +298,7 @@ impl OrderWorkflow {
         if ctx.state(|s| s.adjustments.contains(&adjustment.key)) {
             return Ok(view(ctx));
         }
-        ctx.state_mut(|s| s.busy = true);
-        ctx.wait_condition(|s| {
-            !matches!(
-                s.view.status,
-                OrderStatus::Reserved | OrderStatus::Compensating
-            )
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        let status = ctx.state(|s| s.view.status);
+        let status = take_turn(ctx).await?;
         if !adjustable(status) {
             // The hand-over ended otherwise (the warehouse refused: FAILED).
             ctx.state_mut(|s| s.busy = false);
@@ -354,13 +342,8 @@ impl OrderWorkflow {
     ) -> Result<String, UpdateError> {
         let (order_id, policy) = ctx.state(|s| (s.input.order_id, s.input.policy.clone()));
         ctx.state_mut(|s| s.tracking_reports += 1);
-        let deadline = REPORT_SHIPMENT_DEADLINE_SECS.min(policy.channel_sync_deadline_secs);
         let reported = ctx
-            .execute_activity(
-                UpdateShipmentTracking,
-                order_id,
-                remote_opts(&policy, deadline),
-            )
+            .execute_activity(UpdateShipmentTracking, order_id, shop_report_opts(&policy))
             .await;
         let answer = match reported {
             Ok(done) => {
@@ -403,15 +386,8 @@ impl OrderWorkflow {
         if self.busy {
             return Err("another status change of this order is in progress".into());
         }
-        let from = self.view.status;
-        // Postgres says FULFILLMENT_REQUESTED a moment before this workflow
-        // has seen the warehouse's answer: a change that will be legal then
-        // is accepted now and applied once the saga has settled.
-        let settling = from == OrderStatus::Reserved
-            && OrderStatus::FulfillmentRequested
-                .requestable_next()
-                .contains(&change.to);
-        if !settling && !from.requestable_next().contains(&change.to) {
+        if !self.allows_now_or_after_hand_over(|s| s.requestable_next().contains(&change.to)) {
+            let from = self.view.status;
             return Err(format!("an order in {from} cannot become {}", change.to).into());
         }
         Ok(())
@@ -426,18 +402,7 @@ impl OrderWorkflow {
         ctx: &mut WorkflowContext<Self>,
         change: StatusChange,
     ) -> Result<OrderView, UpdateError> {
-        ctx.state_mut(|s| s.busy = true);
-        // While the saga still decides (reserving, handing the order over,
-        // settling a failed hand-over), the change waits for its outcome.
-        ctx.wait_condition(|s| {
-            !matches!(
-                s.view.status,
-                OrderStatus::Reserved | OrderStatus::Compensating
-            )
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        let from = ctx.state(|s| s.view.status);
+        let from = take_turn(ctx).await?;
         if !from.requestable_next().contains(&change.to) {
             // The saga ended otherwise (the warehouse refused: FAILED).
             ctx.state_mut(|s| s.busy = false);
@@ -462,6 +427,40 @@ impl OrderWorkflow {
     fn finished(&self) -> bool {
         self.view.status.is_final() && !self.busy && self.tracking_reports == 0
     }
+
+    /// Whether `allowed` admits the order's status, now or once the
+    /// hand-over on the wire settles: Postgres says FULFILLMENT_REQUESTED a
+    /// moment before this workflow has seen the warehouse's answer, so what
+    /// will be legal then is accepted now and applied once the saga settles.
+    fn allows_now_or_after_hand_over(&self, allowed: impl Fn(OrderStatus) -> bool) -> bool {
+        let now = self.view.status;
+        allowed(now) || (now == OrderStatus::Reserved && allowed(OrderStatus::FulfillmentRequested))
+    }
+}
+
+/// Takes the order's one turn for a change (others are refused meanwhile)
+/// and, while the saga still decides (reserving, handing the order over,
+/// settling a failed hand-over), waits for its outcome. The status then.
+async fn take_turn(ctx: &mut WorkflowContext<OrderWorkflow>) -> Result<OrderStatus, UpdateError> {
+    ctx.state_mut(|s| s.busy = true);
+    ctx.wait_condition(|s| {
+        !matches!(
+            s.view.status,
+            OrderStatus::Reserved | OrderStatus::Compensating
+        )
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(ctx.state(|s| s.view.status))
+}
+
+/// How long a report to the order's shop may keep failing (the shop down)
+/// before the order gets a notification instead.
+fn shop_report_opts(policy: &SagaPolicy) -> ActivityOptions {
+    remote_opts(
+        policy,
+        REPORT_SHIPMENT_DEADLINE_SECS.min(policy.channel_sync_deadline_secs),
+    )
 }
 
 /// The error type of update handlers and validators.
@@ -580,9 +579,8 @@ async fn report_shipment(
     order_id: Uuid,
     policy: &SagaPolicy,
 ) {
-    let deadline = REPORT_SHIPMENT_DEADLINE_SECS.min(policy.channel_sync_deadline_secs);
     match ctx
-        .execute_activity(ReportShipment, order_id, remote_opts(policy, deadline))
+        .execute_activity(ReportShipment, order_id, shop_report_opts(policy))
         .await
     {
         Ok(done) => step(ctx, format!("shipment reported to Shopify: {done}")),

@@ -195,14 +195,7 @@ async fn a_refund_after_shipping_releases_nothing_and_flags_the_order(pool: PgPo
     with_worker(env.worker.clone(), pool.clone(), async {
         let order = env.place(91_953, &[("GONE", 1)]).await;
         env.wait_for_status(order, &["FULFILLMENT_REQUESTED"]).await;
-        let r = env
-            .app
-            .client
-            .patch(env.app.url(&format!("/orders/{order}/status")))
-            .json(&json!({"status": "SHIPPED"}))
-            .send()
-            .await
-            .unwrap();
+        let r = env.patch_status(order, "SHIPPED", None).await;
         assert!(r.status().is_success());
         let flagged = send(
             &env,

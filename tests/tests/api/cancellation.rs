@@ -87,14 +87,7 @@ async fn a_cancellation_after_shipping_releases_nothing_and_flags_the_order(pool
     with_worker(env.worker.clone(), pool.clone(), async {
         let order = env.place(91_502, &[("SHIPPED-AWAY", 1)]).await;
         env.wait_for_status(order, &["FULFILLMENT_REQUESTED"]).await;
-        let shipped = env
-            .app
-            .client
-            .patch(env.app.url(&format!("/orders/{order}/status")))
-            .json(&json!({"status": "SHIPPED"}))
-            .send()
-            .await
-            .unwrap();
+        let shipped = env.patch_status(order, "SHIPPED", None).await;
         assert_eq!(shipped.status(), 200);
         for _ in 0..2 {
             let r = cancel_in_shopify(&env, 91_502).await;

@@ -251,6 +251,22 @@ impl SagaEnv {
             .unwrap()
     }
 
+    /// Asks the orders API to move `order` to `status`, with `reason`.
+    pub async fn patch_status(
+        &self,
+        order: Uuid,
+        status: &str,
+        reason: Option<&str>,
+    ) -> reqwest::Response {
+        self.app
+            .client
+            .patch(self.app.url(&format!("/orders/{order}/status")))
+            .json(&json!({"status": status, "reason": reason}))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Sends an `orders/create` webhook for `lines` from the first store.
     pub async fn place(&self, shopify_id: u64, lines: &[(&str, i64)]) -> Uuid {
         let body = serde_json::to_vec(&order_payload(shopify_id, lines)).unwrap();

@@ -232,13 +232,8 @@ async fn an_exception_puts_the_order_on_hold_until_lifted_and_an_unknown_referen
 
         // Someone sorted it out and lifts the hold; then the warehouse ships.
         let r = env
-            .app
-            .client
-            .patch(env.app.url(&format!("/orders/{order}/status")))
-            .json(&json!({"status": "FULFILLMENT_REQUESTED", "reason": "address confirmed"}))
-            .send()
-            .await
-            .unwrap();
+            .patch_status(order, "FULFILLMENT_REQUESTED", Some("address confirmed"))
+            .await;
         assert!(r.status().is_success(), "{:?}", r.text().await);
         env.wait_for_status(order, &["FULFILLMENT_REQUESTED"]).await;
         deliver(&env.app, "order.shipment.on_hold", &exception).await;

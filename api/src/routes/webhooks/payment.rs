@@ -6,15 +6,13 @@
 //! `orders/updated` arrives for every change of every order, so an order
 //! that does not wait for its payment costs one read and no write.
 
+use db::PaymentWait;
 use domain::{Channel, FinancialStatus, OrderStatus, ShopDomain, order_id_for};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{Handled, Processor, answer, parse_or_dead_letter};
-use crate::{
-    intake::{pass_on_payment, payment_event},
-    metrics::WebhookOutcome,
-};
+use crate::{intake::payment_event, metrics::WebhookOutcome};
 
 /// What the OMS reads of the order payload these topics carry.
 #[derive(Debug, Deserialize)]
@@ -52,30 +50,37 @@ pub async fn handle(
             );
         }
     };
-    if payment_event(status).is_none() {
+    let Some(event) = payment_event(status) else {
         return answer(
             "ignored",
             json!({ "reason": format!("the payment is still {status}") }),
             WebhookOutcome::Ignored,
         );
-    }
-    let order_id = order_id_for(Channel::Shopify, Some(shop), &dto.id.to_string());
-    let waits = |status: OrderStatus| {
-        matches!(
-            status,
-            OrderStatus::Received | OrderStatus::Reserved | OrderStatus::AwaitingPayment
-        )
     };
-    let known = state.db.payment_wait(order_id).await?;
-    if known
-        .as_ref()
-        .is_some_and(|w| !w.awaits_payment || !waits(w.status))
-    {
-        return answer(
+    let order_id = order_id_for(Channel::Shopify, Some(shop), &dto.id.to_string());
+    // Before its payment decided it, the order is still being allocated or
+    // waits for it.
+    let waits = |w: &PaymentWait| {
+        w.awaits_payment
+            && matches!(
+                w.status,
+                OrderStatus::Received | OrderStatus::Reserved | OrderStatus::AwaitingPayment
+            )
+    };
+    let not_waiting = || {
+        answer(
             "ignored",
             json!({ "orderId": order_id, "reason": "the order does not wait for its payment" }),
             WebhookOutcome::Ignored,
-        );
+        )
+    };
+    if state
+        .db
+        .payment_wait(order_id)
+        .await?
+        .is_some_and(|w| !waits(&w))
+    {
+        return not_waiting();
     }
     // Recorded before the order is read again: an order arriving now finds
     // it when it starts (see `accept_order`), or is found here.
@@ -88,20 +93,13 @@ pub async fn handle(
             WebhookOutcome::Accepted,
         );
     };
-    if !wait.awaits_payment || !waits(wait.status) {
-        return answer(
-            "ignored",
-            json!({ "orderId": order_id, "reason": "the order does not wait for its payment" }),
-            WebhookOutcome::Ignored,
-        );
+    if !waits(&wait) {
+        return not_waiting();
     }
-    let delivered = pass_on_payment::<crate::error::ApiError>(
-        &state.db,
-        &state.orchestrator,
-        order_id,
-        &wait.workflow_id,
-    )
-    .await?;
+    let delivered = state
+        .orchestrator
+        .report_payment(&wait.workflow_id, event)
+        .await?;
     tracing::info!(order.id = %order_id, workflow.id = %wait.workflow_id, %status, delivered, "payment passed to the order");
     if delivered {
         answer(
